@@ -1,0 +1,1 @@
+"""Backup models arrive with the backup engine (issue 3)."""

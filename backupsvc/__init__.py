@@ -1,0 +1,6 @@
+"""backupsvc: encrypted, per-organization backups with Owner-guarded restores."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Shared helpers without models."""

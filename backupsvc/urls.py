@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from organizations import views as org_views
+
+admin.site.site_header = "backupsvc operations"
+admin.site.site_title = "backupsvc admin"
+
+urlpatterns = [
+    path("", org_views.dashboard, name="dashboard"),
+    path("accounts/", include("accounts.urls")),
+    path("organizations/", include("organizations.urls")),
+    path("admin/", admin.site.urls),
+]

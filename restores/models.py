@@ -1,0 +1,1 @@
+"""Restore models arrive with the restore issue."""
