@@ -26,6 +26,9 @@ PRODUCTION = ENVIRONMENT == "production"
 VAR_DIR = Path(env.str("BACKUPSVC_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+# Outside production, whitenoise serves straight from the app folders (no collectstatic needed).
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
 
 
 def _required_in_production(name: str) -> str | None:

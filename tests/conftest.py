@@ -1,0 +1,72 @@
+"""Shared fixtures: a private storage per test and the cast of DESIGN.md's actors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from accounts.models import Membership, User
+from organizations.models import OrganisationalUnit, Organization
+from tests import factories as f
+
+
+@pytest.fixture(autouse=True)
+def _private_storage(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every test writes files into its own folder, never into var/."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.AXES_ENABLED = False
+    # Fast hashing: tests create many users; production keeps Django's PBKDF2 default.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@dataclass
+class Cast:
+    """The actors of DESIGN.md around one organization with two OUs, and an outsider."""
+
+    org: Organization
+    ou_a: OrganisationalUnit
+    ou_b: OrganisationalUnit
+    owner: User
+    admin: User
+    editor: User  # holds Manage Account Backups in both OUs through Administration Editor
+    editor_a: User  # holds it in OU A only
+    member: User
+    site_admin: User
+    other_org: Organization
+    other_owner: User
+
+
+@pytest.fixture
+def cast(db) -> Cast:  # type: ignore[no-untyped-def]
+    org = f.OrganizationFactory(name="Acme Legal", slug="acme")
+    f.SubscriptionFactory(organization=org)
+    ou_a = f.OUFactory(organization=org, name="Litigation", code="LIT")
+    ou_b = f.OUFactory(organization=org, name="Finance", code="FIN")
+    owner = f.UserFactory(email="owner@acme.test")
+    admin = f.UserFactory(email="admin@acme.test")
+    editor = f.UserFactory(email="editor@acme.test")
+    editor_a = f.UserFactory(email="editor-a@acme.test")
+    member = f.UserFactory(email="member@acme.test")
+    f.MembershipFactory(user=owner, organization=org, role=Membership.Role.OWNER)
+    f.MembershipFactory(user=admin, organization=org, role=Membership.Role.ADMIN)
+    for u in (editor, editor_a, member):
+        f.MembershipFactory(user=u, organization=org, role=Membership.Role.MEMBER)
+    f.OURoleAssignmentFactory(user=editor, ou=ou_a)
+    f.OURoleAssignmentFactory(user=editor, ou=ou_b)
+    f.OURoleAssignmentFactory(user=editor_a, ou=ou_a)
+    site_admin = f.UserFactory(email="site-admin@platform.test", is_site_admin=True)
+    other_org = f.OrganizationFactory(name="Other Org", slug="other")
+    f.OUFactory(organization=other_org, name="Other OU", code="OTH")
+    other_owner = f.UserFactory(email="owner@other.test")
+    f.MembershipFactory(user=other_owner, organization=other_org, role=Membership.Role.OWNER)
+    return Cast(org, ou_a, ou_b, owner, admin, editor, editor_a, member, site_admin, other_org, other_owner)
