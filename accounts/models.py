@@ -40,9 +40,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=150, blank=True)
-    is_site_admin = models.BooleanField(
-        default=False, help_text="Platform staff: sees every organization's backups."
-    )
+    is_site_admin = models.BooleanField(default=False, help_text="Platform staff: sees every organization's backups.")
     is_staff = models.BooleanField(default=False, help_text="May use the Django admin (operators).")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -63,7 +61,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name or self.email
 
     def get_short_name(self) -> str:
-        return (self.full_name.split(" ")[0] if self.full_name else self.email)
+        return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
 class Membership(models.Model):
@@ -75,9 +73,7 @@ class Membership(models.Model):
         MEMBER = "member", "Member"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="memberships"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -167,9 +163,7 @@ class Notification(models.Model):
     """An in-app message in a user's inbox."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, null=True, blank=True
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, null=True, blank=True)
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     url = models.CharField(max_length=500, blank=True)

@@ -46,9 +46,7 @@ def is_owner_or_admin(user: User, organization: Organization) -> bool:
     return role_in(user, organization) in (Membership.Role.OWNER, Membership.Role.ADMIN)
 
 
-def ous_with_permission(
-    user: User, organization: Organization, codename: str
-) -> QuerySet[OrganisationalUnit]:
+def ous_with_permission(user: User, organization: Organization, codename: str) -> QuerySet[OrganisationalUnit]:
     """The OUs of the organization in which the user holds the permission."""
     from organizations.models import OrganisationalUnit
 
@@ -60,9 +58,7 @@ def ous_with_permission(
     if role_in(user, organization) is None:
         # A role assignment outlives a removed membership only by mistake; it grants nothing.
         return ous.none()
-    return ous.filter(
-        role_assignments__user=user, role_assignments__role__permissions__codename=codename
-    ).distinct()
+    return ous.filter(role_assignments__user=user, role_assignments__role__permissions__codename=codename).distinct()
 
 
 def backup_ou_ids(user: User, organization: Organization) -> set[int]:
@@ -82,9 +78,7 @@ def can_use_backups(user: User, organization: Organization) -> bool:
     return user.is_site_admin or bool(backup_ou_ids(user, organization))
 
 
-def can_manage_backups_of(
-    user: User, organization: Organization, ous: Iterable[OrganisationalUnit | int]
-) -> bool:
+def can_manage_backups_of(user: User, organization: Organization, ous: Iterable[OrganisationalUnit | int]) -> bool:
     """Whether the user holds Manage Account Backups in every one of the given OUs.
 
     An empty set of OUs means "all OUs of the organization".

@@ -44,15 +44,13 @@ SECRET_KEY = _required_in_production("SECRET_KEY") or dev_secrets.dev_secret_key
 _backup_keys = _required_in_production("BACKUP_KEYS")
 # A comma-separated key ring: the first key wraps new passwords, every key can unwrap (rotation).
 BACKUP_KEYS: list[str] = (
-    [k.strip() for k in _backup_keys.split(",") if k.strip()]
-    if _backup_keys
-    else dev_secrets.dev_backup_keys(VAR_DIR)
+    [k.strip() for k in _backup_keys.split(",") if k.strip()] if _backup_keys else dev_secrets.dev_backup_keys(VAR_DIR)
 )
-RESTORE_CODE_KEY = _required_in_production(
-    "RESTORE_CODE_KEY"
-) or dev_secrets.dev_restore_code_key(VAR_DIR)
+RESTORE_CODE_KEY = _required_in_production("RESTORE_CODE_KEY") or dev_secrets.dev_restore_code_key(VAR_DIR)
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 

@@ -22,9 +22,7 @@ def system_roles_ensure() -> Role:
     perm, _ = Permission.objects.get_or_create(
         codename=MANAGE_ACCOUNT_BACKUPS, defaults={"name": MANAGE_ACCOUNT_BACKUPS_NAME}
     )
-    role, _ = Role.objects.get_or_create(
-        name=ADMINISTRATION_EDITOR, organization=None, defaults={"is_system": True}
-    )
+    role, _ = Role.objects.get_or_create(name=ADMINISTRATION_EDITOR, organization=None, defaults={"is_system": True})
     role.permissions.add(perm)
     return role
 
@@ -52,18 +50,14 @@ def organization_create(
         name=name, slug=slug or unique_slug(name), master_data_version=master_data_version, **profile
     )
     Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
-    audit_log(
-        action="organization.create", actor=created_by or owner, organization=organization, obj=organization
-    )
+    audit_log(action="organization.create", actor=created_by or owner, organization=organization, obj=organization)
     return organization
 
 
 @transaction.atomic
 def organization_transfer_ownership(*, organization: Organization, new_owner: User, actor: User) -> None:
     """Hand ownership to another member; the previous Owner becomes an Admin."""
-    Membership.objects.filter(organization=organization, role=Membership.Role.OWNER).update(
-        role=Membership.Role.ADMIN
-    )
+    Membership.objects.filter(organization=organization, role=Membership.Role.OWNER).update(role=Membership.Role.ADMIN)
     Membership.objects.update_or_create(
         organization=organization, user=new_owner, defaults={"role": Membership.Role.OWNER}
     )

@@ -50,7 +50,12 @@ def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "organizations/detail.html",
-        {"organization": org, "stats": _organization_stats(org), "facilities": org.facilities.prefetch_related("ous"), "ous": org.ous.select_related("facility")},
+        {
+            "organization": org,
+            "stats": _organization_stats(org),
+            "facilities": org.facilities.prefetch_related("ous"),
+            "ous": org.ous.select_related("facility"),
+        },
     )
 
 

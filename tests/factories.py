@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Membership, OURoleAssignment, Role, User
 from organizations import models as org
 
-DEMO_PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test-only password
+DEMO_PASSWORD = "correct-horse-battery-staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -25,7 +25,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", DEMO_PASSWORD)
 
     @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]  # noqa: N805
+    def _save(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
         if create:
             obj.save()
 

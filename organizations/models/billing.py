@@ -31,9 +31,7 @@ class Template(models.Model):
         EMAIL = "email", "Email"
         DOCUMENT = "document", "Document"
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="templates"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="templates")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LETTER)
     body = models.TextField(blank=True)
@@ -54,9 +52,7 @@ class Invoice(models.Model):
         PAID = "paid", "Paid"
         VOID = "void", "Void"
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="invoices"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="invoices")
     client = models.ForeignKey("organizations.Client", on_delete=models.PROTECT, related_name="invoices")
     matter = models.ForeignKey(
         "organizations.Matter", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
@@ -84,9 +80,7 @@ class TimeEntry(models.Model):
     billing_code = models.ForeignKey(
         BillingCode, on_delete=models.PROTECT, null=True, blank=True, related_name="time_entries"
     )
-    invoice = models.ForeignKey(
-        Invoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="time_entries"
-    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="time_entries")
     user_email = models.EmailField(help_text="Who worked; kept as an email so it survives a restore.")
     worked_on = models.DateField()
     minutes = models.PositiveIntegerField()
@@ -107,9 +101,7 @@ class Payment(models.Model):
         CARD = "card", "Card"
         CASH = "cash", "Cash"
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="payments"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="payments")
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     received_on = models.DateField()

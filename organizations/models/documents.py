@@ -21,12 +21,8 @@ class ControlledDocument(models.Model):
         INACTIVE = "inactive", "Inactive"
         SUPERSEDED = "superseded", "Superseded"
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="documents"
-    )
-    ou = models.ForeignKey(
-        "organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="documents"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="documents")
+    ou = models.ForeignKey("organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="documents")
     reference = models.CharField(max_length=50)
     title = models.CharField(max_length=300)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE, db_index=True)

@@ -7,12 +7,8 @@ from django.utils import timezone
 
 
 class Client(models.Model):
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="clients"
-    )
-    ou = models.ForeignKey(
-        "organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="clients"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="clients")
+    ou = models.ForeignKey("organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="clients")
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=50, blank=True)
@@ -31,12 +27,8 @@ class Matter(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="matters"
-    )
-    ou = models.ForeignKey(
-        "organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="matters"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="matters")
+    ou = models.ForeignKey("organizations.OrganisationalUnit", on_delete=models.PROTECT, related_name="matters")
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="matters")
     reference = models.CharField(max_length=50)
     title = models.CharField(max_length=300)

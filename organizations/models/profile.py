@@ -30,9 +30,7 @@ class MasterDataVersion(models.Model):
 class Regulation(models.Model):
     """One entry of a master data version's regulation catalog."""
 
-    master_data_version = models.ForeignKey(
-        MasterDataVersion, on_delete=models.CASCADE, related_name="regulations"
-    )
+    master_data_version = models.ForeignKey(MasterDataVersion, on_delete=models.CASCADE, related_name="regulations")
     code = models.CharField(max_length=50)
     title = models.CharField(max_length=200)
     jurisdiction = models.CharField(max_length=50, blank=True)
@@ -73,9 +71,7 @@ class Organization(models.Model):
     logo = models.FileField(upload_to=logo_upload_to, blank=True)
     license_identifier = models.CharField(max_length=100, blank=True)
     jurisdiction = models.CharField(max_length=100, blank=True)
-    master_data_version = models.ForeignKey(
-        MasterDataVersion, on_delete=models.PROTECT, related_name="organizations"
-    )
+    master_data_version = models.ForeignKey(MasterDataVersion, on_delete=models.PROTECT, related_name="organizations")
     language_settings = models.JSONField(
         default=dict, blank=True, help_text='e.g. {"default": "en", "available": ["en", "de"]}'
     )
@@ -118,9 +114,7 @@ class OrganizationSetting(models.Model):
 class Subscription(models.Model):
     """The backup subscription, kept by operators in the Django admin."""
 
-    organization = models.OneToOneField(
-        Organization, on_delete=models.CASCADE, related_name="subscription"
-    )
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="subscription")
     plan = models.CharField(max_length=50, default="Account Backups")
     starts_on = models.DateField()
     ends_on = models.DateField()

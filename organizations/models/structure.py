@@ -9,9 +9,7 @@ from django.db import models
 class Facility(models.Model):
     """A site of an enterprise organization grouping several OUs."""
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="facilities"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="facilities")
     name = models.CharField(max_length=200)
     code = models.CharField(max_length=30)
 
@@ -27,12 +25,8 @@ class Facility(models.Model):
 class OrganisationalUnit(models.Model):
     """An organisational unit; OU-scoped records and permissions hang off it."""
 
-    organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="ous"
-    )
-    facility = models.ForeignKey(
-        Facility, on_delete=models.PROTECT, null=True, blank=True, related_name="ous"
-    )
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="ous")
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, null=True, blank=True, related_name="ous")
     name = models.CharField(max_length=200)
     code = models.CharField(max_length=30)
 

@@ -47,7 +47,11 @@ def test_password_change(cast, client: Client) -> None:  # type: ignore[no-untyp
     client.force_login(cast.member)
     response = client.post(
         reverse("accounts:password_change"),
-        {"old_password": DEMO_PASSWORD, "new_password1": "a-much-longer-passphrase-9", "new_password2": "a-much-longer-passphrase-9"},
+        {
+            "old_password": DEMO_PASSWORD,
+            "new_password1": "a-much-longer-passphrase-9",
+            "new_password2": "a-much-longer-passphrase-9",
+        },
     )
     assert response.status_code == 302
     cast.member.refresh_from_db()
