@@ -1,0 +1,727 @@
+"""Reader of "backupsvc/1" archives: validate everything, then stream, verify or extract.
+
+Order of checks (cheap and password-free first, so a hostile file costs little):
+
+1. end records and central directory (``UnsupportedFormat``, ``TruncatedArchive``,
+   ``CorruptArchive``), member count (``ArchiveTooLarge``);
+2. every entry: safe name (``UnsafePath``), regular file (``SymlinkMember``), unique name
+   (``DuplicateMember``), WinZip AES (``UnencryptedMember``); data ranges must not overlap;
+3. declared sizes and ratios (``ArchiveTooLarge``);
+4. the manifest: password (``WrongPassword``), authenticity (``CorruptArchive``), format
+   (``UnsupportedFormat``), schema (``SchemaTooNew``), member list against the directory
+   (``MissingMember``, ``UnexpectedMember``, ``CorruptArchive`` for differing sizes).
+
+Only then is any member content returned. Content is checked while it streams: HMAC of the
+ciphertext, plaintext size (never beyond the declared size: ``ArchiveTooLarge``) and SHA-256
+against the manifest. ``extract_all`` writes to temporary names and removes everything it
+wrote when any check fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+import stat
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from . import zipfmt
+from .compress import DECOMPRESS_ERRORS, new_decompressor
+from .crypto import MAC_LEN, PWV_LEN, STRENGTHS, derive_keys, new_keystream, new_mac, password_bytes
+from .errors import (
+    ArchiveError,
+    ArchiveTooLarge,
+    CorruptArchive,
+    DuplicateMember,
+    MissingMember,
+    SymlinkMember,
+    TruncatedArchive,
+    UnencryptedMember,
+    UnexpectedMember,
+    UnsafePath,
+    UnsupportedFormat,
+    WrongPassword,
+)
+from .manifest import MANIFEST_NAME, check_format, check_schema, parse_members
+from .names import check_name
+
+CHUNK_SIZE = 1 << 20
+_MAX_COMMENT = 0xFFFF
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a backup must respect before anything is extracted (zip-bomb protection).
+
+    ``max_ratio`` (uncompressed / stored size) is only applied to members of at least
+    ``ratio_min_size`` bytes: tiny members legitimately reach high ratios and cannot hurt.
+    """
+
+    max_total_size: int = 64 * 1024**3
+    max_ratio: float = 200.0
+    max_members: int = 1_000_000
+    ratio_min_size: int = 1024 * 1024
+    max_manifest_size: int = 256 * 1024 * 1024
+
+
+class _BadVerifier(Exception):
+    """Internal: the 2-byte password verifier of a member did not match."""
+
+
+class _BadMac(CorruptArchive):
+    """A member's ciphertext does not match its HMAC (damaged, or the manifest under a wrong password)."""
+
+
+class _Source:
+    """Positional reads from a path or a seekable binary file object, safe across threads."""
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._file = fileobj
+        self._lock = threading.Lock()
+        self._fd: int | None
+        try:
+            self._fd = fileobj.fileno()
+            self.size = os.fstat(self._fd).st_size
+            os.pread(self._fd, 0, 0)
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self._fd = None
+            self.size = fileobj.seek(0, io.SEEK_END)
+
+    def pread(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer only at the end of the file)."""
+        if self._fd is not None:
+            data = os.pread(self._fd, size, offset)
+            while len(data) < size:  # pread may return short reads; loop until EOF
+                more = os.pread(self._fd, size - len(data), offset + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+
+class ArchiveReader:
+    """Open a backupsvc archive (path or seekable binary file object) with its password.
+
+    ``manifest`` (property), ``verify()``, ``open(name)`` and ``extract_all(dest)`` each
+    validate the archive's structure and manifest first (once) and raise an ``ArchiveError``
+    subclass whose message is a sentence for the user.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        password: str | bytes,
+        *,
+        limits: Limits | None = None,
+        current_schema: Mapping[str, str] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if isinstance(source, str | os.PathLike):
+            self._file: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed by close()
+            self._owns_file = True
+        else:
+            self._file = source
+            self._owns_file = False
+        self._src = _Source(self._file)
+        self._password = password_bytes(password)
+        self.limits = limits or Limits()
+        self._current_schema = current_schema
+        self._workers = workers or min(4, os.cpu_count() or 2)
+        self._entries: dict[str, zipfmt.CentralEntry] | None = None
+        self._manifest: dict[str, Any] | None = None
+        self._expected: dict[str, tuple[int, str]] = {}
+        self._cd_offset = 0
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The validated manifest (structure and manifest checks done, member contents not yet)."""
+        self._load()
+        assert self._manifest is not None  # noqa: S101 - set by _load
+        return self._manifest
+
+    @property
+    def names(self) -> list[str]:
+        """Member names in archive order, ``manifest.json`` included."""
+        self._load()
+        assert self._entries is not None  # noqa: S101
+        return list(self._entries)
+
+    def verify(self) -> dict[str, Any]:
+        """Check the whole archive, including every member's HMAC and SHA-256; return the manifest."""
+        self._load()
+        self._run_parallel(self._ordered_entries(), self._verify_entry)
+        return self.manifest
+
+    def open(self, name: str) -> io.BufferedReader:
+        """Stream one member's plaintext; its HMAC, size and SHA-256 are checked at EOF.
+
+        Data is handed out before the end is verified: read to EOF (or call ``verify()``
+        first) before trusting it. Unknown names raise ``KeyError``.
+        """
+        self._load()
+        assert self._entries is not None  # noqa: S101
+        entry = self._entries[name]
+        return io.BufferedReader(_MemberRaw(self._plaintext(entry)), buffer_size=CHUNK_SIZE)
+
+    def read_bytes(self, name: str) -> bytes:
+        """A whole (small) member, verified."""
+        with self.open(name) as f:
+            return f.read()
+
+    def extract_all(self, dest_dir: str | os.PathLike[str]) -> dict[str, Any]:
+        """Extract every member (``manifest.json`` included) under ``dest_dir``; return the manifest.
+
+        Each file is written under a temporary name and renamed once its checks pass; on any
+        failure everything written so far is removed before the error is raised. Existing
+        files are never overwritten (``FileExistsError``).
+        """
+        self._load()
+        root = Path(dest_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        root = root.resolve()
+        targets: dict[str, Path] = {}
+        for name in self._ordered_entries():
+            target = root.joinpath(*name.split("/"))
+            if not target.resolve().is_relative_to(root):  # belt and braces after check_name
+                raise UnsafePath(f"The member {name!r} would be written outside the destination folder.")
+            if target.exists() or target.is_symlink():
+                raise FileExistsError(f"{target} already exists; extract into an empty folder.")
+            targets[name] = target
+        created_dirs: list[Path] = []
+        dir_lock = threading.Lock()
+        done: list[Path] = []
+        token = secrets.token_hex(4)
+
+        def extract(name: str) -> None:
+            target = targets[name]
+            with dir_lock:
+                missing = []
+                parent = target.parent
+                while not parent.exists():
+                    missing.append(parent)
+                    parent = parent.parent
+                for folder in reversed(missing):
+                    folder.mkdir()
+                    created_dirs.append(folder)
+            temp = target.with_name(f".{target.name}.{token}.part")
+            try:
+                with open(temp, "xb") as out:
+                    for chunk in self._plaintext(self._entries[name]):  # type: ignore[index]
+                        out.write(chunk)
+                os.replace(temp, target)
+            finally:
+                if temp.exists():
+                    temp.unlink()
+            with dir_lock:
+                done.append(target)
+
+        try:
+            self._run_parallel(list(targets), extract)
+        except BaseException:
+            for path in done:
+                path.unlink(missing_ok=True)
+            for folder in reversed(created_dirs):
+                with contextlib.suppress(OSError):  # not empty: something else was put there
+                    folder.rmdir()
+            raise
+        return self.manifest
+
+    def close(self) -> None:
+        """Close the file if the reader opened it."""
+        if self._owns_file:
+            self._file.close()
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- structure
+
+    def _load(self) -> None:
+        if self._manifest is not None:
+            return
+        entries = self._read_directory()
+        self._check_limits(entries)
+        manifest_entry = entries.get(MANIFEST_NAME)
+        if manifest_entry is None:
+            raise UnsupportedFormat("This file is not a backupsvc backup: it has no manifest.")
+        if manifest_entry.uncompressed > self.limits.max_manifest_size:
+            raise ArchiveTooLarge("The backup's manifest is larger than this server accepts.")
+        body = self._read_manifest(manifest_entry, entries)
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            raise UnsupportedFormat("This file is not a backupsvc backup: its manifest is not readable.") from None
+        if not isinstance(manifest, dict):
+            raise UnsupportedFormat("This file is not a backupsvc backup: its manifest is not readable.")
+        check_format(manifest)
+        check_schema(manifest.get("schema"), self._current_schema)
+        expected = parse_members(manifest)
+        present = [name for name in entries if name != MANIFEST_NAME]
+        missing = [name for name in expected if name not in entries]
+        if missing:
+            raise MissingMember(
+                f"The backup is incomplete: {len(missing)} file(s) listed in its manifest are missing "
+                f"(first: {missing[0]!r})."
+            )
+        unexpected = [name for name in present if name not in expected]
+        if unexpected:
+            raise UnexpectedMember(
+                f"The backup contains {len(unexpected)} file(s) its manifest does not list "
+                f"(first: {unexpected[0]!r}); it may have been tampered with."
+            )
+        for name, (size, _sha) in expected.items():
+            if entries[name].uncompressed != size:
+                raise CorruptArchive(f"The size of {name!r} in the archive directory differs from the manifest.")
+        self._entries = entries
+        self._expected = expected
+        self._manifest = manifest
+
+    def _find_end(self) -> tuple[int, int, int, int]:
+        """Locate the end records; return (entry count, cd offset, cd size, end of cd)."""
+        src = self._src
+        size = src.size
+        head = src.pread(0, 4)
+        if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise UnsupportedFormat("This file is not a zip archive, so it cannot be a backupsvc backup.")
+        tail_start = max(0, size - zipfmt.EOCD.size - _MAX_COMMENT)
+        tail = src.pread(tail_start, size - tail_start)
+        sig = struct.pack("<I", zipfmt.EOCD_SIG)
+        pos = tail.rfind(sig)
+        eocd = None
+        while pos >= 0:
+            if pos + zipfmt.EOCD.size <= len(tail):
+                fields = zipfmt.EOCD.unpack_from(tail, pos)
+                if pos + zipfmt.EOCD.size + fields[7] == len(tail):
+                    eocd = fields
+                    break
+            pos = tail.rfind(sig, 0, pos)
+        if eocd is None:
+            if self._damaged_end(tail):
+                raise CorruptArchive("The archive's end record is damaged.")
+            raise TruncatedArchive("The archive is incomplete: it ends early (an interrupted download or upload?).")
+        eocd_pos = tail_start + pos
+        _sig, disk, cd_disk, n_disk, count, cd_size, cd_offset, _comment = eocd
+        end_of_cd = eocd_pos
+        if count == zipfmt.MAX16 or cd_size == zipfmt.MAX32 or cd_offset == zipfmt.MAX32:
+            loc_pos = eocd_pos - zipfmt.ZIP64_LOCATOR.size
+            locator = src.pread(loc_pos, zipfmt.ZIP64_LOCATOR.size) if loc_pos >= 0 else b""
+            if len(locator) == zipfmt.ZIP64_LOCATOR.size and locator[:4] == b"PK\x06\x07":
+                _s, _z_disk, z_offset, _disks = zipfmt.ZIP64_LOCATOR.unpack(locator)
+                record = src.pread(z_offset, zipfmt.ZIP64_EOCD.size)
+                if (
+                    len(record) != zipfmt.ZIP64_EOCD.size
+                    or record[:4] != b"PK\x06\x06"
+                    or z_offset + zipfmt.ZIP64_EOCD.size > loc_pos
+                ):
+                    raise CorruptArchive("The archive's zip64 end record is damaged.")
+                (_s, _rs, _mb, _vn, disk, cd_disk, n_disk, count, cd_size, cd_offset) = zipfmt.ZIP64_EOCD.unpack(record)
+                end_of_cd = z_offset
+        if disk != 0 or cd_disk != 0 or n_disk != count:
+            raise UnsupportedFormat("Multi-volume (split) zip archives are not supported.")
+        if cd_offset + cd_size != end_of_cd:
+            raise CorruptArchive("The archive's central directory is damaged (its position does not add up).")
+        return count, cd_offset, cd_size, end_of_cd
+
+    def _damaged_end(self, tail: bytes) -> bool:
+        """Whether the file ends with an end record whose signature alone is damaged (not a truncation)."""
+        if len(tail) < zipfmt.EOCD.size:
+            return False
+        fields = zipfmt.EOCD.unpack_from(tail, len(tail) - zipfmt.EOCD.size)
+        _sig, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment = fields
+        eocd_pos = self._src.size - zipfmt.EOCD.size
+        if comment or disk or cd_disk or n_disk != count:
+            return False
+        if cd_offset == zipfmt.MAX32:
+            return tail[-42:-38] == b"PK\x06\x07"
+        return cd_offset + cd_size == eocd_pos
+
+    def _read_directory(self) -> dict[str, zipfmt.CentralEntry]:
+        count, cd_offset, cd_size, _end = self._find_end()
+        if count > self.limits.max_members:
+            raise ArchiveTooLarge(
+                f"The backup has {count} files, more than the {self.limits.max_members} this server accepts."
+            )
+        self._cd_offset = cd_offset
+        directory = self._src.pread(cd_offset, cd_size)
+        if len(directory) != cd_size:
+            raise TruncatedArchive("The archive is incomplete: its central directory is cut short.")
+        entries: dict[str, zipfmt.CentralEntry] = {}
+        folded: set[str] = set()
+        pos = 0
+        for _ in range(count):
+            entry, pos = _parse_central(directory, pos)
+            name = entry.name
+            check_name(name)
+            mode = entry.unix_mode
+            if mode is not None and stat.S_IFMT(mode):
+                if stat.S_ISLNK(mode):
+                    raise SymlinkMember(f"The member {name!r} is a symbolic link; backups never contain links.")
+                if not stat.S_ISREG(mode):
+                    raise UnsafePath(f"The member {name!r} is not a regular file.")
+            if name in entries or name.casefold() in folded:
+                raise DuplicateMember(f"The archive contains the member {name!r} more than once.")
+            _check_encryption(entry)
+            entries[name] = entry
+            folded.add(name.casefold())
+        if pos != len(directory):
+            raise CorruptArchive("The archive's central directory is damaged (unexpected trailing bytes).")
+        _check_layout(entries.values(), cd_offset)
+        _check_folders(entries)
+        return entries
+
+    def _check_limits(self, entries: Mapping[str, zipfmt.CentralEntry]) -> None:
+        limits = self.limits
+        total = sum(e.uncompressed for e in entries.values())
+        if total > limits.max_total_size:
+            raise ArchiveTooLarge(
+                f"The backup would expand to {total:,} bytes, more than the {limits.max_total_size:,} "
+                "this server accepts."
+            )
+        for entry in entries.values():
+            if entry.uncompressed < limits.ratio_min_size:
+                continue
+            stored = max(1, entry.compressed - _overhead(entry))
+            if entry.uncompressed / stored > limits.max_ratio:
+                raise ArchiveTooLarge(
+                    f"The member {entry.name!r} expands {entry.uncompressed / stored:.0f} times, more than "
+                    f"the {limits.max_ratio:g} allowed; the file looks like a zip bomb."
+                )
+
+    def _read_manifest(self, entry: zipfmt.CentralEntry, entries: Mapping[str, zipfmt.CentralEntry]) -> bytes:
+        """Decrypt the manifest, telling a wrong password apart from a damaged manifest."""
+        verifier_ok = True
+        try:
+            return b"".join(self._plaintext(entry, expected=None))
+        except _BadVerifier:
+            verifier_ok = False
+        except _BadMac:
+            pass
+        # The manifest did not open. With the right password every other member's verifier
+        # matches; with a wrong one each matches only by a 1 in 65,536 chance.
+        others = [e for name, e in entries.items() if name != MANIFEST_NAME][:4]
+        if others:
+            matches = sum(self._verifier_matches(e) for e in others)
+            if matches * 2 > len(others):
+                raise CorruptArchive("The backup's manifest is damaged: it does not match its authentication code.")
+            raise WrongPassword("The password is not correct for this backup.")
+        if verifier_ok:
+            raise CorruptArchive("The backup's manifest is damaged: it does not match its authentication code.")
+        raise WrongPassword("The password is not correct for this backup.")
+
+    def _verifier_matches(self, entry: zipfmt.CentralEntry) -> bool:
+        try:
+            start = self._data_start(entry)
+            salt_len = STRENGTHS[entry.aes_strength][1]
+            head = self._src.pread(start, salt_len + PWV_LEN)
+            _enc, _auth, verifier = derive_keys(self._password, head[:salt_len], entry.aes_strength)
+            return hmac.compare_digest(verifier, head[salt_len:])
+        except ArchiveError:
+            return False
+
+    # ----------------------------------------------------------------- content
+
+    def _ordered_entries(self) -> list[str]:
+        assert self._entries is not None  # noqa: S101
+        return [e.name for e in sorted(self._entries.values(), key=lambda e: e.offset)]
+
+    def _verify_entry(self, name: str) -> None:
+        assert self._entries is not None  # noqa: S101
+        for _chunk in self._plaintext(self._entries[name]):
+            pass
+
+    def _run_parallel(self, names: list[str], action: Any) -> None:
+        """Run ``action(name)`` over ``names`` on worker threads; stop and re-raise the first error.
+
+        PBKDF2, AES, inflate and hashing all release the GIL, so members really run in parallel.
+        """
+        if self._workers <= 1 or len(names) <= 1:
+            for name in names:
+                action(name)
+            return
+        lock = threading.Lock()
+        items = iter(names)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            while True:
+                with lock:
+                    if errors:
+                        return
+                    name = next(items, None)
+                if name is None:
+                    return
+                try:
+                    action(name)
+                except BaseException as exc:  # re-raised in the calling thread
+                    with lock:
+                        errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=run, daemon=True) for _ in range(min(self._workers, len(names)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _data_start(self, entry: zipfmt.CentralEntry) -> int:
+        header = self._src.pread(entry.offset, zipfmt.LOCAL.size)
+        if len(header) != zipfmt.LOCAL.size:
+            raise TruncatedArchive("The archive is incomplete: a member header is cut short.")
+        (sig, _ver, flags, method, _t, _d, _crc, _cs, _us, name_len, extra_len) = zipfmt.LOCAL.unpack(header)
+        if sig != zipfmt.LOCAL_SIG or method != zipfmt.METHOD_AES or not flags & zipfmt.FLAG_ENCRYPTED:
+            raise CorruptArchive(f"The header of {entry.name!r} is damaged.")
+        if self._src.pread(entry.offset + zipfmt.LOCAL.size, name_len) != entry.raw_name:
+            raise CorruptArchive(f"The header of {entry.name!r} is damaged (its name differs from the directory).")
+        start = entry.offset + zipfmt.LOCAL.size + name_len + extra_len
+        if start + entry.compressed > self._cd_offset:
+            raise CorruptArchive(f"The data of {entry.name!r} overlaps the archive's directory.")
+        return start
+
+    def _plaintext(self, entry: zipfmt.CentralEntry, expected: str | bool | None = True) -> Iterator[bytes]:
+        """Yield a member's plaintext, raising at the end unless MAC, size and SHA-256 all match.
+
+        ``expected`` True means "the manifest's SHA-256"; None (the manifest itself) means
+        authenticity comes from the HMAC alone.
+        """
+        if expected is True:
+            expected = self._expected[entry.name][1] if entry.name != MANIFEST_NAME else None
+        src = self._src
+        start = self._data_start(entry)
+        salt_len = STRENGTHS[entry.aes_strength][1]
+        head = src.pread(start, salt_len + PWV_LEN)
+        enc_key, auth_key, verifier = derive_keys(self._password, head[:salt_len], entry.aes_strength)
+        if not hmac.compare_digest(verifier, head[salt_len:]):
+            if entry.name == MANIFEST_NAME:
+                raise _BadVerifier
+            raise CorruptArchive(f"The member {entry.name!r} is damaged (its password check does not match).")
+        keystream = new_keystream(enc_key)
+        mac = new_mac(auth_key)
+        digest = hashlib.sha256()
+        inflater = new_decompressor() if entry.real_method == zipfmt.METHOD_DEFLATED else None
+        position = start + salt_len + PWV_LEN
+        remaining = entry.compressed - salt_len - PWV_LEN - MAC_LEN
+        produced = 0
+        limit = entry.uncompressed
+
+        def overflow() -> ArchiveTooLarge:
+            return ArchiveTooLarge(f"The member {entry.name!r} expands beyond its declared size.")
+
+        try:
+            while remaining:
+                cipher = src.pread(position, min(CHUNK_SIZE, remaining))
+                if not cipher:
+                    raise TruncatedArchive(f"The archive is incomplete: the data of {entry.name!r} is cut short.")
+                position += len(cipher)
+                remaining -= len(cipher)
+                mac.update(cipher)
+                plain = keystream.update(cipher)
+                if inflater is None:
+                    produced += len(plain)
+                    if produced > limit:
+                        raise overflow()
+                    digest.update(plain)
+                    yield plain
+                    continue
+                while plain:
+                    # max_length bounds memory whatever the ratio; the size check stops bombs.
+                    out = inflater.decompress(plain, CHUNK_SIZE)
+                    plain = inflater.unconsumed_tail
+                    if out:
+                        produced += len(out)
+                        if produced > limit:
+                            raise overflow()
+                        digest.update(out)
+                        yield out
+                    if inflater.eof:
+                        if plain or inflater.unused_data or remaining:
+                            raise CorruptArchive(f"The member {entry.name!r} is damaged (data after its end).")
+                        break
+            if inflater is not None:
+                out = inflater.flush()
+                if out:
+                    produced += len(out)
+                    if produced > limit:
+                        raise overflow()
+                    digest.update(out)
+                    yield out
+        except DECOMPRESS_ERRORS:
+            raise CorruptArchive(f"The member {entry.name!r} is damaged (its compressed data is invalid).") from None
+        stored_mac = src.pread(position, MAC_LEN)
+        if len(stored_mac) != MAC_LEN:
+            raise TruncatedArchive(f"The archive is incomplete: the data of {entry.name!r} is cut short.")
+        if not hmac.compare_digest(mac.digest()[:MAC_LEN], stored_mac):
+            raise _BadMac(f"The member {entry.name!r} is damaged: it does not match its authentication code.")
+        if inflater is not None and not inflater.eof:
+            raise CorruptArchive(f"The member {entry.name!r} is damaged (its compressed data ends early).")
+        if produced != limit:
+            raise CorruptArchive(f"The member {entry.name!r} is damaged (its size differs from the directory).")
+        if expected is not None and digest.hexdigest() != expected:
+            raise CorruptArchive(f"The member {entry.name!r} is damaged: its SHA-256 differs from the manifest.")
+
+
+class _MemberRaw(io.RawIOBase):
+    """Raw stream over a plaintext generator (wrapped in a BufferedReader by ``open``)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def _overhead(entry: zipfmt.CentralEntry) -> int:
+    return STRENGTHS.get(entry.aes_strength, (0, 0))[1] + PWV_LEN + MAC_LEN
+
+
+def _parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int]:
+    if pos + zipfmt.CENTRAL.size > len(directory):
+        raise CorruptArchive("The archive's central directory is damaged (it ends inside an entry).")
+    (
+        sig,
+        made_by,
+        _needed,
+        flags,
+        method,
+        _time,
+        _date,
+        crc,
+        compressed,
+        uncompressed,
+        name_len,
+        extra_len,
+        comment_len,
+        disk,
+        _internal,
+        external,
+        offset,
+    ) = zipfmt.CENTRAL.unpack_from(directory, pos)
+    if sig != zipfmt.CENTRAL_SIG:
+        raise CorruptArchive("The archive's central directory is damaged (bad entry signature).")
+    pos += zipfmt.CENTRAL.size
+    end = pos + name_len + extra_len + comment_len
+    if end > len(directory):
+        raise CorruptArchive("The archive's central directory is damaged (an entry overruns it).")
+    raw_name = directory[pos : pos + name_len]
+    try:
+        extras = zipfmt.parse_extras(directory[pos + name_len : pos + name_len + extra_len])
+    except ValueError:
+        raise CorruptArchive("The archive's central directory is damaged (bad extra field).") from None
+    try:
+        name = raw_name.decode("utf-8") if flags & zipfmt.FLAG_UTF8 else raw_name.decode("cp437")
+    except UnicodeDecodeError:
+        raise UnsafePath("A member name is not valid UTF-8 text.") from None
+    if zipfmt.EXTRA_ZIP64 in extras:
+        data = extras[zipfmt.EXTRA_ZIP64]
+        values = []
+        try:
+            at = 0
+            for value in (uncompressed, compressed, offset):
+                if value == zipfmt.MAX32:
+                    values.append(struct.unpack_from("<Q", data, at)[0])
+                    at += 8
+                else:
+                    values.append(value)
+        except struct.error:
+            raise CorruptArchive("The archive's central directory is damaged (bad zip64 field).") from None
+        uncompressed, compressed, offset = values
+    if disk not in (0, zipfmt.MAX16):
+        raise UnsupportedFormat("Multi-volume (split) zip archives are not supported.")
+    entry = zipfmt.CentralEntry(
+        name=name,
+        raw_name=raw_name,
+        made_by=made_by,
+        flags=flags,
+        method=method,
+        crc=crc,
+        compressed=compressed,
+        uncompressed=uncompressed,
+        external_attr=external,
+        offset=offset,
+        extras=extras,
+    )
+    aes = extras.get(zipfmt.EXTRA_AES)
+    if aes is not None and len(aes) == 7:
+        version, vendor, strength, real_method = struct.unpack("<H2sBH", aes)
+        if vendor == zipfmt.AES_VENDOR:
+            entry.aes_version, entry.aes_strength, entry.real_method = version, strength, real_method
+    return entry, end
+
+
+def _check_encryption(entry: zipfmt.CentralEntry) -> None:
+    name = entry.name
+    if not entry.flags & zipfmt.FLAG_ENCRYPTED:
+        raise UnencryptedMember(f"The member {name!r} is not encrypted; every file of a backup must be.")
+    if entry.method != zipfmt.METHOD_AES or entry.flags & zipfmt.FLAG_STRONG or not entry.aes_version:
+        raise UnencryptedMember(f"The member {name!r} is not encrypted with AES (WinZip AES), as backups are.")
+    if entry.aes_version not in (1, 2) or entry.aes_strength not in STRENGTHS:
+        raise UnsupportedFormat(f"The member {name!r} uses an unknown variant of AES encryption.")
+    if entry.real_method not in (zipfmt.METHOD_STORED, zipfmt.METHOD_DEFLATED):
+        raise UnsupportedFormat(f"The member {name!r} uses an unsupported compression method.")
+    if entry.aes_version == 1:
+        # AE-1 authenticates the plaintext through a CRC we do not check; backups are AE-2.
+        raise UnsupportedFormat(f"The member {name!r} uses AE-1 encryption; backups use AE-2.")
+    if entry.compressed < _overhead(entry):
+        raise CorruptArchive(f"The entry of {name!r} is damaged (impossible size).")
+
+
+def _check_layout(entries: Any, cd_offset: int) -> None:
+    """Member data must lie before the directory without overlapping (overlap is a zip-bomb trick)."""
+    previous_end = 0
+    for entry in sorted(entries, key=lambda e: e.offset):
+        if entry.offset < previous_end:
+            raise CorruptArchive(f"The data of {entry.name!r} overlaps another member.")
+        previous_end = entry.offset + zipfmt.LOCAL.size + len(entry.raw_name) + entry.compressed
+        if previous_end > cd_offset:
+            raise CorruptArchive(f"The data of {entry.name!r} overlaps the archive's directory.")
+
+
+def _check_folders(entries: Mapping[str, Any]) -> None:
+    """A name cannot be both a file and a folder ("a" and "a/b"): extraction would fail midway."""
+    folders: set[str] = set()
+    for name in entries:
+        parts = name.casefold().split("/")
+        for i in range(1, len(parts)):
+            folders.add("/".join(parts[:i]))
+    for name in entries:
+        if name.casefold() in folders:
+            raise UnsafePath(f"The member {name!r} is both a file and a folder in this archive.")
