@@ -279,5 +279,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+}
+
+# Beat: the backup queue, schedules, expiry and the stale sweep.
+CELERY_BEAT_SCHEDULE = {
+    "backups-process-queue": {"task": "backups.tasks.process_queue", "schedule": float(BACKUP_QUEUE_INTERVAL)},
+    "backups-run-schedules": {"task": "backups.tasks.run_schedules", "schedule": 60.0},
+    "backups-expire-due": {"task": "backups.tasks.expire_due", "schedule": 15 * 60.0},
+    "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},
 }

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", org_views.dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("organizations/", include("organizations.urls")),
+    path("backups/", include("backups.urls")),
     path("admin/", admin.site.urls),
 ]
