@@ -337,7 +337,7 @@ class ArchiveReader:
                 (_s, _rs, _mb, _vn, disk, cd_disk, n_disk, count, cd_size, cd_offset) = zipfmt.ZIP64_EOCD.unpack(record)
                 end_of_cd = z_offset
         if disk != 0 or cd_disk != 0 or n_disk != count:
-            raise UnsupportedFormat("Multi-volume (split) zip archives are not supported.")
+            raise CorruptArchive("The archive's end record is damaged (or belongs to a split archive).")
         if cd_offset + cd_size != end_of_cd:
             raise CorruptArchive("The archive's central directory is damaged (its position does not add up).")
         return count, cd_offset, cd_size, end_of_cd
@@ -381,6 +381,7 @@ class ArchiveReader:
             if name in entries or name.casefold() in folded:
                 raise DuplicateMember(f"The archive contains the member {name!r} more than once.")
             _check_encryption(entry)
+            _check_strict(entry)
             entries[name] = entry
             folded.add(name.casefold())
         if pos != len(directory):
@@ -486,14 +487,40 @@ class ArchiveReader:
             raise errors[0]
 
     def _data_start(self, entry: zipfmt.CentralEntry) -> int:
+        """Check the local header against the directory entry; return where the member's data starts."""
         header = self._src.pread(entry.offset, zipfmt.LOCAL.size)
         if len(header) != zipfmt.LOCAL.size:
             raise TruncatedArchive("The archive is incomplete: a member header is cut short.")
-        (sig, _ver, flags, method, _t, _d, _crc, _cs, _us, name_len, extra_len) = zipfmt.LOCAL.unpack(header)
-        if sig != zipfmt.LOCAL_SIG or method != zipfmt.METHOD_AES or not flags & zipfmt.FLAG_ENCRYPTED:
-            raise CorruptArchive(f"The header of {entry.name!r} is damaged.")
-        if self._src.pread(entry.offset + zipfmt.LOCAL.size, name_len) != entry.raw_name:
+        (sig, needed, flags, method, dos_time, dos_date, crc, csize, usize, name_len, extra_len) = zipfmt.LOCAL.unpack(
+            header
+        )
+        damaged = CorruptArchive(f"The header of {entry.name!r} is damaged.")
+        if (sig, needed, flags, method, dos_time, dos_date, crc) != (
+            zipfmt.LOCAL_SIG,
+            entry.needed,
+            entry.flags,
+            entry.method,
+            entry.dos_time,
+            entry.dos_date,
+            0,
+        ):
+            raise damaged
+        rest = self._src.pread(entry.offset + zipfmt.LOCAL.size, name_len + extra_len)
+        if rest[:name_len] != entry.raw_name:
             raise CorruptArchive(f"The header of {entry.name!r} is damaged (its name differs from the directory).")
+        try:
+            extras = zipfmt.parse_extras(rest[name_len:])
+        except ValueError:
+            raise damaged from None
+        zip64 = extras.pop(zipfmt.EXTRA_ZIP64, None)
+        if extras != {zipfmt.EXTRA_AES: entry.extras[zipfmt.EXTRA_AES]}:
+            raise damaged
+        if zip64 is None:
+            if (csize, usize) != (0, 0):
+                raise damaged
+        elif (csize, usize) != (zipfmt.MAX32, zipfmt.MAX32) or zip64 != bytes(16):
+            raise damaged
+        entry.local_zip64 = zip64 is not None
         start = entry.offset + zipfmt.LOCAL.size + name_len + extra_len
         if start + entry.compressed > self._cd_offset:
             raise CorruptArchive(f"The data of {entry.name!r} overlaps the archive's directory.")
@@ -568,11 +595,15 @@ class ArchiveReader:
                     yield out
         except DECOMPRESS_ERRORS:
             raise CorruptArchive(f"The member {entry.name!r} is damaged (its compressed data is invalid).") from None
-        stored_mac = src.pread(position, MAC_LEN)
-        if len(stored_mac) != MAC_LEN:
+        descriptor = zipfmt.data_descriptor(entry.compressed, entry.uncompressed, entry.local_zip64)
+        trailer = src.pread(position, MAC_LEN + len(descriptor))
+        if len(trailer) != MAC_LEN + len(descriptor):
             raise TruncatedArchive(f"The archive is incomplete: the data of {entry.name!r} is cut short.")
+        stored_mac = trailer[:MAC_LEN]
         if not hmac.compare_digest(mac.digest()[:MAC_LEN], stored_mac):
             raise _BadMac(f"The member {entry.name!r} is damaged: it does not match its authentication code.")
+        if trailer[MAC_LEN:] != descriptor:
+            raise CorruptArchive(f"The data descriptor of {entry.name!r} is damaged.")
         if inflater is not None and not inflater.eof:
             raise CorruptArchive(f"The member {entry.name!r} is damaged (its compressed data ends early).")
         if produced != limit:
@@ -619,11 +650,11 @@ def _parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int
     (
         sig,
         made_by,
-        _needed,
+        needed,
         flags,
         method,
-        _time,
-        _date,
+        dos_time,
+        dos_date,
         crc,
         compressed,
         uncompressed,
@@ -631,7 +662,7 @@ def _parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int
         extra_len,
         comment_len,
         disk,
-        _internal,
+        internal,
         external,
         offset,
     ) = zipfmt.CENTRAL.unpack_from(directory, pos)
@@ -664,12 +695,13 @@ def _parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int
         except struct.error:
             raise CorruptArchive("The archive's central directory is damaged (bad zip64 field).") from None
         uncompressed, compressed, offset = values
-    if disk not in (0, zipfmt.MAX16):
-        raise UnsupportedFormat("Multi-volume (split) zip archives are not supported.")
+    if disk != 0:
+        raise CorruptArchive("The archive's central directory is damaged (or belongs to a split archive).")
     entry = zipfmt.CentralEntry(
         name=name,
         raw_name=raw_name,
         made_by=made_by,
+        needed=needed,
         flags=flags,
         method=method,
         crc=crc,
@@ -678,6 +710,10 @@ def _parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int
         external_attr=external,
         offset=offset,
         extras=extras,
+        dos_time=dos_time,
+        dos_date=dos_date,
+        internal_attr=internal,
+        comment_len=comment_len,
     )
     aes = extras.get(zipfmt.EXTRA_AES)
     if aes is not None and len(aes) == 7:
@@ -702,6 +738,26 @@ def _check_encryption(entry: zipfmt.CentralEntry) -> None:
         raise UnsupportedFormat(f"The member {name!r} uses AE-1 encryption; backups use AE-2.")
     if entry.compressed < _overhead(entry):
         raise CorruptArchive(f"The entry of {name!r} is damaged (impossible size).")
+
+
+def _check_strict(entry: zipfmt.CentralEntry) -> None:
+    """Every directory field must be what the backupsvc writer writes: any other value is damage.
+
+    (Integrity of the content comes from HMAC and SHA-256; this catches damage to the
+    metadata around it, so that a flipped byte anywhere is reported.)
+    """
+    expected_flags = zipfmt.FLAG_ENCRYPTED | zipfmt.FLAG_DESCRIPTOR | zipfmt.FLAG_UTF8
+    if (
+        entry.made_by != zipfmt.VERSION_MADE_BY
+        or entry.needed != zipfmt.VERSION_NEEDED
+        or entry.flags != expected_flags
+        or entry.crc != 0
+        or entry.internal_attr != 0
+        or entry.external_attr != zipfmt.FILE_MODE << 16
+        or entry.comment_len != 0
+        or set(entry.extras) - {zipfmt.EXTRA_ZIP64, zipfmt.EXTRA_AES}
+    ):
+        raise CorruptArchive(f"The directory entry of {entry.name!r} is damaged.")
 
 
 def _check_layout(entries: Any, cd_offset: int) -> None:

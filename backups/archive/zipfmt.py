@@ -163,6 +163,7 @@ class CentralEntry:
     name: str
     raw_name: bytes
     made_by: int
+    needed: int
     flags: int
     method: int
     crc: int
@@ -171,6 +172,11 @@ class CentralEntry:
     external_attr: int
     offset: int
     extras: dict[int, bytes]
+    dos_time: int = 0
+    dos_date: int = 0
+    internal_attr: int = 0
+    comment_len: int = 0
+    local_zip64: bool = False
     aes_version: int = 0
     aes_strength: int = 0
     real_method: int = -1
