@@ -31,7 +31,7 @@ Reading (``source`` is a path or a seekable binary file object)::
 
     reader = ArchiveReader(path, password, limits=Limits(max_total_size=10 * 2**30),
                            current_schema={"docs": "0004_y"})
-    manifest = reader.manifest          # structure + manifest checked, contents not yet
+    manifest = reader.check()           # structure + manifest checked, contents not yet
     manifest = reader.verify()          # + every member's HMAC and SHA-256
     with reader.open("data/docs/document.jsonl") as f:   # verified when read to EOF
         for line in f: ...

@@ -7,7 +7,9 @@ Order of checks (cheap and password-free first, so a hostile file costs little):
 2. every entry: safe name (``UnsafePath``), regular file (``SymlinkMember``), unique name
    (``DuplicateMember``), WinZip AES (``UnencryptedMember``); data ranges must not overlap;
 3. declared sizes and ratios (``ArchiveTooLarge``);
-4. the manifest: password (``WrongPassword``), authenticity (``CorruptArchive``), format
+4. a manifest exists (else ``UnsupportedFormat``) and every header field is exactly what
+   the writer writes (``CorruptArchive``: a flipped byte anywhere is caught);
+5. the manifest: password (``WrongPassword``), authenticity (``CorruptArchive``), format
    (``UnsupportedFormat``), schema (``SchemaTooNew``), member list against the directory
    (``MissingMember``, ``UnexpectedMember``, ``CorruptArchive`` for differing sizes).
 
@@ -147,6 +149,10 @@ class ArchiveReader:
 
     # ----------------------------------------------------------------- public API
 
+    def check(self) -> dict[str, Any]:
+        """Validate structure and manifest (not member contents) and return the manifest."""
+        return self.manifest
+
     @property
     def manifest(self) -> dict[str, Any]:
         """The validated manifest (structure and manifest checks done, member contents not yet)."""
@@ -264,6 +270,8 @@ class ArchiveReader:
         manifest_entry = entries.get(MANIFEST_NAME)
         if manifest_entry is None:
             raise UnsupportedFormat("This file is not a backupsvc backup: it has no manifest.")
+        for entry in entries.values():
+            _check_strict(entry)
         if manifest_entry.uncompressed > self.limits.max_manifest_size:
             raise ArchiveTooLarge("The backup's manifest is larger than this server accepts.")
         body = self._read_manifest(manifest_entry, entries)
@@ -347,9 +355,9 @@ class ArchiveReader:
         if len(tail) < zipfmt.EOCD.size:
             return False
         fields = zipfmt.EOCD.unpack_from(tail, len(tail) - zipfmt.EOCD.size)
-        _sig, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment = fields
+        _sig, disk, cd_disk, n_disk, count, cd_size, cd_offset, _comment = fields
         eocd_pos = self._src.size - zipfmt.EOCD.size
-        if comment or disk or cd_disk or n_disk != count:
+        if disk or cd_disk or n_disk != count:
             return False
         if cd_offset == zipfmt.MAX32:
             return tail[-42:-38] == b"PK\x06\x07"
@@ -381,7 +389,6 @@ class ArchiveReader:
             if name in entries or name.casefold() in folded:
                 raise DuplicateMember(f"The archive contains the member {name!r} more than once.")
             _check_encryption(entry)
-            _check_strict(entry)
             entries[name] = entry
             folded.add(name.casefold())
         if pos != len(directory):
@@ -593,7 +600,22 @@ class ArchiveReader:
                         raise overflow()
                     digest.update(out)
                     yield out
-        except DECOMPRESS_ERRORS:
+        except (ArchiveTooLarge, *DECOMPRESS_ERRORS) as exc:
+            # Decrypted garbage inflates to errors or to endless output. If the ciphertext does
+            # not match its MAC, the real story is damage: say so rather than "too large".
+            while remaining:
+                cipher = src.pread(position, min(CHUNK_SIZE, remaining))
+                if not cipher:
+                    break
+                mac.update(cipher)
+                position += len(cipher)
+                remaining -= len(cipher)
+            if remaining or not hmac.compare_digest(mac.digest()[:MAC_LEN], src.pread(position, MAC_LEN)):
+                raise _BadMac(
+                    f"The member {entry.name!r} is damaged: it does not match its authentication code."
+                ) from None
+            if isinstance(exc, ArchiveTooLarge):
+                raise
             raise CorruptArchive(f"The member {entry.name!r} is damaged (its compressed data is invalid).") from None
         descriptor = zipfmt.data_descriptor(entry.compressed, entry.uncompressed, entry.local_zip64)
         trailer = src.pread(position, MAC_LEN + len(descriptor))
