@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("organizations/", include("organizations.urls")),
     path("backups/", include("backups.urls")),
+    path("restores/", include("restores.urls")),
     path("admin/", admin.site.urls),
 ]
