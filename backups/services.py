@@ -156,7 +156,9 @@ def backup_request(
             if dispatch if dispatch is not None else settings.BACKUP_DISPATCH_IMMEDIATELY:
                 from backups.tasks import run_backup
 
-                transaction.on_commit(lambda: run_backup.delay(backup.pk))
+                # robust: a broker outage must not turn a queued request into an error; beat
+                # runs the queue anyway.
+                transaction.on_commit(lambda: run_backup.delay(backup.pk), robust=True)
     except IntegrityError as exc:
         # Two requests raced past the check; the partial unique index decided.
         raise BackupError("A backup of this organization is already pending.") from exc
@@ -269,12 +271,17 @@ def backup_run(*, backup: Backup, storage: Storage | None = None) -> Backup:
         include_inactive=backup.include_inactive,
         exclude_superseded=backup.exclude_superseded,
     )
-    rows, file_bytes = estimate(org, scope, backup.datasets)
-    Backup.objects.filter(pk=backup.pk).update(progress_items_total=rows, progress_bytes_total=file_bytes)
-    heartbeat = _Heartbeat(backup, rows, file_bytes)
     name = archive_upload_to(backup, "")
-    # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
-    Backup.objects.filter(pk=backup.pk).update(file=name)
+    try:
+        rows, file_bytes = estimate(org, scope, backup.datasets)
+        # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
+        Backup.objects.filter(pk=backup.pk).update(
+            progress_items_total=rows, progress_bytes_total=file_bytes, file=name
+        )
+    except Exception as exc:
+        logger.exception("backup %s could not start", backup.pk)
+        return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
+    heartbeat = _Heartbeat(backup, rows, file_bytes)
     logger.info("backup %s: writing archive for organization %s", backup.pk, org.pk)
     try:
         sink = _open_sink(storage, name)

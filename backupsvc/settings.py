@@ -288,4 +288,5 @@ CELERY_BEAT_SCHEDULE = {
     "backups-run-schedules": {"task": "backups.tasks.run_schedules", "schedule": 60.0},
     "backups-expire-due": {"task": "backups.tasks.expire_due", "schedule": 15 * 60.0},
     "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},
+    "backups-verify-latest": {"task": "backups.tasks.verify_latest", "schedule": 7 * 24 * 3600.0},
 }
