@@ -101,7 +101,8 @@ class OrganizationSetting(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="settings")
     key = models.CharField(max_length=100)
-    value = models.JSONField(default=dict, blank=True)
+    # Nullable: a JSON null value is stored as SQL NULL and must survive a round trip.
+    value = models.JSONField(default=dict, blank=True, null=True)
 
     class Meta:
         ordering = ("organization", "key")
