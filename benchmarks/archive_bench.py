@@ -255,8 +255,11 @@ def _child_write(listing: Path, corpus: Path, out: Path, workers: int | None) ->
             writer.add_path("files/" + path.relative_to(corpus).as_posix(), path)
         summary = writer.close(manifest={"note": "benchmark"})
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"elapsed": elapsed, "bytes": summary.bytes_written, "peak_rss": peak}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(
+        json.dumps({"elapsed": elapsed, "bytes": summary.bytes_written, "peak_rss": usage.ru_maxrss * 1024, "cpu": cpu})
+    )
 
 
 def _child_extract(archive: Path, dest: Path, workers: int | None) -> None:
@@ -267,8 +270,9 @@ def _child_extract(archive: Path, dest: Path, workers: int | None) -> None:
     with ArchiveReader(archive, PASSWORD, workers=workers) as reader:
         reader.extract_all(dest)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"elapsed": elapsed, "peak_rss": peak}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"elapsed": elapsed, "peak_rss": usage.ru_maxrss * 1024, "cpu": cpu}))
 
 
 def _run_child(*args: str) -> dict[str, float]:
@@ -276,10 +280,14 @@ def _run_child(*args: str) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _timed(cmd: list[str], cwd: Path) -> float:
+def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=str(cwd), stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _seven_zip() -> str:
@@ -315,12 +323,13 @@ def main() -> None:
             while f.read(1 << 20):
                 pass
 
+    load_before = os.getloadavg()
     ours, theirs = work / "ours.zip", work / "7z.zip"
     for path in (ours, theirs):
         path.unlink(missing_ok=True)
     workers = [] if args.workers is None else ["--workers", str(args.workers)]
 
-    seven_write = _timed(
+    seven_write, seven_write_cpu = _timed(
         [seven, "a", "-tzip", "-mem=AES256", "-mx=1", "-mmt=2", f"-p{PASSWORD}", str(theirs), "."], corpus
     )
     mine = _run_child("--child-write", str(listing), str(corpus), str(ours), *workers)
@@ -331,7 +340,7 @@ def main() -> None:
     for path in (out_ours, out_theirs):
         shutil.rmtree(path, ignore_errors=True)
     out_theirs.mkdir()
-    seven_extract = _timed([seven, "x", f"-p{PASSWORD}", str(theirs), "-y"], out_theirs)
+    seven_extract, seven_extract_cpu = _timed([seven, "x", f"-p{PASSWORD}", str(theirs), "-y"], out_theirs)
     mine_extract = _run_child("--child-extract", str(ours), str(out_ours), *workers)
     extracted = sum(p.stat().st_size for p in out_ours.rglob("*") if p.is_file())
 
@@ -340,6 +349,8 @@ def main() -> None:
     w_ours, w_7z = mb / mine["elapsed"], mb / seven_write
     x_ours, x_7z = mb / mine_extract["elapsed"], mb / seven_extract
     tested = "skipped" if args.skip_7z_test else "OK"
+    load = " / ".join(f"{x:.2f}" for x in load_before)
+    x_cpu = mine_extract["cpu"]
     from backups.archive.compress import BACKEND_NAME, DEFAULT_LEVEL
     from backups.archive.crypto import new_keystream
 
@@ -357,10 +368,13 @@ Deflate back end: {BACKEND_NAME} level {DEFAULT_LEVEL}; AES-CTR: {type(new_keyst
 | archive size | {size_ours / 1e6:.1f} MB | {size_7z / 1e6:.1f} MB | {size_ours / size_7z:.3f} | <= 1.05 |
 | extract time (all hashes verified) | {mine_extract["elapsed"]:.2f} s | {seven_extract:.2f} s | | |
 | extract throughput | {x_ours:.0f} MB/s | {x_7z:.0f} MB/s | {x_ours / x_7z:.2f}x | >= 1.0x |
+| write CPU time (user + sys) | {mine["cpu"]:.1f} s | {seven_write_cpu:.1f} s | {mine["cpu"] / seven_write_cpu:.2f} | |
+| extract CPU time (user + sys) | {x_cpu:.1f} s | {seven_extract_cpu:.1f} s | {x_cpu / seven_extract_cpu:.2f} | |
 | writer peak RSS | {mine["peak_rss"] / 2**20:.0f} MiB | | | < 150 MiB |
 | reader peak RSS | {mine_extract["peak_rss"] / 2**20:.0f} MiB | | | |
 
-Extracted {extracted / 1e6:.0f} MB (corpus + manifest); `7z t` on our archive: {tested}.
+Load average before the run: {load}. Extracted {extracted / 1e6:.0f} MB (corpus + manifest).
+`7z t` on our archive: {tested}.
 """
     )
 

@@ -213,26 +213,31 @@ class ArchiveReader:
         done: list[Path] = []
         token = secrets.token_hex(4)
 
+        known_dirs: set[Path] = {root}
+
         def extract(name: str) -> None:
             target = targets[name]
             with dir_lock:
                 missing = []
                 parent = target.parent
-                while not parent.exists():
+                while parent not in known_dirs and not parent.exists():
                     missing.append(parent)
                     parent = parent.parent
                 for folder in reversed(missing):
                     folder.mkdir()
                     created_dirs.append(folder)
+                known_dirs.add(target.parent)
             temp = target.with_name(f".{target.name}.{token}.part")
+            finished = False
             try:
                 with open(temp, "xb") as out:
                     for chunk in self._plaintext(self._entries[name]):  # type: ignore[index]
                         out.write(chunk)
                 os.replace(temp, target)
+                finished = True
             finally:
-                if temp.exists():
-                    temp.unlink()
+                if not finished:
+                    temp.unlink(missing_ok=True)
             with dir_lock:
                 done.append(target)
 

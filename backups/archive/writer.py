@@ -533,8 +533,16 @@ class MemberWriter:
         return len(data)
 
     def writable(self) -> bool:
-        """Always True (lets ``io.TextIOWrapper`` wrap the member)."""
+        """Always True (with ``readable``/``seekable`` this lets ``io.TextIOWrapper`` wrap the member)."""
         return True
+
+    def readable(self) -> bool:
+        """Always False: a member being written cannot be read back."""
+        return False
+
+    def seekable(self) -> bool:
+        """Always False: members are streamed."""
+        return False
 
     def flush(self) -> None:
         """Nothing to do: data is handed over by ``write`` and ``close``."""

@@ -145,6 +145,15 @@ def test_streamed_jsonl_can_be_read_line_by_line() -> None:
         assert [json.loads(line)["i"] for line in f] == list(range(1000))
 
 
+def test_a_text_wrapper_can_write_a_member() -> None:
+    sink = NonSeekableSink()
+    with ArchiveWriter(sink, PASSWORD) as w:
+        with io.TextIOWrapper(w.open_member("data/a/b.jsonl"), encoding="utf-8", write_through=True) as f:  # type: ignore[arg-type]
+            f.write("héllo\n" * 3)
+        w.close()
+    assert ArchiveReader(io.BytesIO(bytes(sink.data)), PASSWORD).read_bytes("data/a/b.jsonl") == "héllo\n".encode() * 3
+
+
 def test_members_are_ae2_with_zero_crc_and_the_aes_extra_field() -> None:
     blob = write_archive({"index.csv": text(5000), "files/x": os.urandom(1000)})
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
