@@ -101,6 +101,7 @@ def backup_request(
     datasets: Iterable[str] | None = None,
     label: str = "",
     password: str | None = None,
+    password_source: str | None = None,
     kind: str = Backup.Kind.MANUAL,
     schedule: BackupSchedule | None = None,
     request: Any = None,
@@ -110,7 +111,8 @@ def backup_request(
 
     Refused (``BackupError``) without a valid subscription, while another backup of the
     organization is pending (also a database constraint), or when the requester lacks the
-    permission in one of the chosen OUs.
+    permission in one of the chosen OUs. ``password_source`` records where a given password came
+    from (the request dialog passes a password the system generated when it opened).
     """
     if not subscription_valid(organization) and kind != Backup.Kind.PRE_RESTORE:
         raise BackupError("This organization has no valid backup subscription.")
@@ -122,7 +124,7 @@ def backup_request(
         raise BackupError(str(exc)) from exc
     facility_list = list(facilities)
     ou_ids, all_ous = resolve_ous(organization=organization, user=requested_by, ous=list(ous), facilities=facility_list)
-    source = Backup.PasswordSource.USER if password else Backup.PasswordSource.GENERATED
+    source = password_source or (Backup.PasswordSource.USER if password else Backup.PasswordSource.GENERATED)
     password = password or generate_password()
     try:
         with transaction.atomic():
@@ -458,6 +460,15 @@ def schedule_save(*, schedule: BackupSchedule, user: User | None, request: Any =
         action="backup_schedule.save", actor=user, organization=schedule.organization, obj=schedule, request=request
     )
     return schedule
+
+
+@transaction.atomic
+def schedule_delete(*, schedule: BackupSchedule, user: User | None, request: Any = None) -> None:
+    """Delete a schedule; the backups it made stay (their ``schedule`` link is cleared)."""
+    audit_log(
+        action="backup_schedule.delete", actor=user, organization=schedule.organization, obj=schedule, request=request
+    )
+    schedule.delete()
 
 
 def schedules_run_due(*, now: Any = None) -> list[Backup]:
