@@ -12,6 +12,7 @@ help:
 	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
 	@echo "make test   - install and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 	@echo "make lint   - ruff check and format check"
+	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
+	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
 
 clean-var:
 	rm -rf var/
