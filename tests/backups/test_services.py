@@ -53,9 +53,8 @@ def test_request_and_run_produces_a_verified_archive(tenant, tmp_path) -> None: 
         versions = _read_rows(reader, "data/documents/document_version.jsonl")
         assert len(versions) == 8
         for v in versions:
-            with reader.open(v["file"]["member"]) as member:
-                with default_storage.open(_stored_name(v), "rb") as original:
-                    assert member.read() == original.read()
+            with reader.open(v["file"]["member"]) as member, default_storage.open(_stored_name(v), "rb") as original:
+                assert member.read() == original.read()
         assert b"A0-1" in b"".join([reader.open("index.csv").read()])
     # Names in the zip carry no tenant data.
     names = [m["path"] for m in manifest["members"]]
