@@ -1,0 +1,78 @@
+"""The list page's filters and sort order (django-filter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+
+from accounts.models import User
+from backups import selectors
+from backups.models import Backup
+from organizations.models import OrganisationalUnit, Organization
+
+SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "-date": ("Newest first", ("-created_at", "-id")),
+    "date": ("Oldest first", ("created_at", "id")),
+    "user": ("Created by", ("requested_by__email", "-created_at", "-id")),
+    "type": ("Type", ("kind", "-created_at", "-id")),
+    "status": ("Status", ("status", "-created_at", "-id")),
+    "-size": ("Largest first", ("-size", "-created_at", "-id")),
+    "size": ("Smallest first", ("size", "-created_at", "-id")),
+}
+
+
+class _DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class BackupFilter(django_filters.FilterSet):
+    date_from = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="Created from", widget=_DateInput
+    )
+    date_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="to", widget=_DateInput)
+    user = django_filters.ModelChoiceFilter(
+        field_name="requested_by", queryset=User.objects.none(), label="Created by", empty_label="Anyone"
+    )
+    kind = django_filters.ChoiceFilter(choices=Backup.Kind.choices, label="Type", empty_label="Any type")
+    status = django_filters.ChoiceFilter(choices=Backup.Status.choices, label="Status", empty_label="Any status")
+    ou = django_filters.ModelChoiceFilter(
+        queryset=OrganisationalUnit.objects.none(), label="OU", method="filter_ou", empty_label="Any OU"
+    )
+    organization = django_filters.ModelChoiceFilter(
+        queryset=Organization.objects.none(), label="Organization", empty_label="Every organization"
+    )
+    sort = django_filters.ChoiceFilter(
+        choices=[(k, v[0]) for k, v in SORTS.items()], label="Sort by", method="filter_sort", empty_label=None
+    )
+
+    class Meta:
+        model = Backup
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, user: User, organization: Organization | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_by_organization = bool(user.is_site_admin)
+        self.filters["user"].queryset = selectors.users_for_filter(user, organization)
+        self.filters["ou"].queryset = selectors.ous_for_filter(user, organization)
+        if user.is_site_admin:
+            self.filters["organization"].queryset = Organization.objects.order_by("name")
+            self.filters["ou"].field.label_from_instance = lambda ou: f"{ou.organization.name}: {ou.name}"
+        else:
+            del self.filters["organization"]
+
+    def filter_ou(self, queryset: QuerySet[Backup], name: str, value: OrganisationalUnit) -> QuerySet[Backup]:
+        return queryset.filter(selectors.ou_filter_q(value)).distinct()
+
+    def filter_sort(self, queryset: QuerySet[Backup], name: str, value: str) -> QuerySet[Backup]:
+        order = SORTS.get(value, SORTS["-date"])[1]
+        if self.group_by_organization:
+            order = ("organization__name", "organization_id", *order)
+        return queryset.order_by(*order)
+
+    @property
+    def is_filtered(self) -> bool:
+        data = self.form.cleaned_data if self.form.is_bound and self.form.is_valid() else {}
+        return any(v not in (None, "", []) for k, v in data.items() if k != "sort")
