@@ -1,6 +1,25 @@
 from django.urls import path
 
+from restores import views, wizard
+
 app_name = "restores"
 
-# Filled by the restore work (issue 5): restores:start (backup pk), restores:wizard, ...
-urlpatterns: list = []
+urlpatterns = [
+    # In place, guarded by the Owner's code. The Account Backups list links to restores:start.
+    path("backup/<int:backup_pk>/", views.restore_start, name="start"),
+    path("backup/<int:backup_pk>/verify/", views.backup_verify, name="verify"),
+    path("<int:pk>/", views.restore_detail, name="detail"),
+    path("<int:pk>/confirm/", views.restore_confirm, name="confirm"),
+    path("<int:pk>/resend/", views.restore_resend, name="resend"),
+    path("<int:pk>/cancel/", views.restore_cancel, name="cancel"),
+    path("settings/", views.restore_settings, name="settings"),
+    # Into a new organization: the organization wizard's "Restore from backup" (Site Admins).
+    path("wizard/", wizard.wizard_start, name="wizard"),
+    path("wizard/backup/", wizard.wizard_backup, name="wizard_backup"),
+    path("wizard/upload/", wizard.wizard_upload, name="wizard_upload"),
+    path("wizard/organization/", wizard.wizard_profile, name="wizard_profile"),
+    path("wizard/regulations/", wizard.wizard_regulations, name="wizard_regulations"),
+    path("wizard/confirm/", wizard.wizard_confirm, name="wizard_confirm"),
+    path("wizard/backup/<int:backup_pk>/logo/", wizard.backup_logo, name="backup_logo"),
+    path("wizard/upload/<int:upload_pk>/logo/", wizard.upload_logo, name="upload_logo"),
+]

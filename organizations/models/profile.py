@@ -79,6 +79,21 @@ class Organization(models.Model):
     regulations = models.ManyToManyField(Regulation, blank=True, related_name="organizations")
     created_at = models.DateTimeField(default=timezone.now)
 
+    # Restores (the restores app writes these): who may start one, and the maintenance window
+    # during which a restore replaces the data (a banner shows, changes are refused).
+    class RestorePolicy(models.TextChoices):
+        OWNER_AND_ADMINS = "owner_and_admins", "The Owner and Admins"
+        OWNER_ONLY = "owner_only", "The Owner only"
+
+    restore_policy = models.CharField(
+        max_length=20,
+        choices=RestorePolicy.choices,
+        default=RestorePolicy.OWNER_AND_ADMINS,
+        help_text="Who may start an in-place restore (always with the Owner's code). Changed by the Owner only.",
+    )
+    maintenance_since = models.DateTimeField(null=True, blank=True)
+    maintenance_reason = models.CharField(max_length=200, blank=True)
+
     objects = OrganizationQuerySet.as_manager()
 
     class Meta:
@@ -89,6 +104,10 @@ class Organization(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("organizations:detail", args=[self.slug])
+
+    @property
+    def in_maintenance(self) -> bool:
+        return self.maintenance_since is not None
 
     @property
     def is_enterprise(self) -> bool:

@@ -1,0 +1,314 @@
+"""The organization wizard's *Restore from backup* path, for Site Admins.
+
+Steps: source (a stored backup, or an uploaded file with its password) → preview → the
+ordinary profile step pre-filled from the backup → the Regulations step, read-only → confirm.
+The answers live in the session until the last step queues one restore that creates the
+organization and restores into it in one transaction (``restores.services``). The new
+organization's Owner is the Site Admin running the wizard unless they name another user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from itertools import groupby
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from backups.archive import ArchiveError
+from backups.importer import delete_files
+from backups.keys import PasswordUnavailable, unwrap_password
+from backups.models import Backup
+from organizations.services import unique_slug
+from restores import engine, services
+from restores.forms import ProfileForm, UploadForm, sniff_image
+from restores.models import RestoreUpload
+from restores.permissions import may_use_wizard
+from restores.uploads import LimitedTemporaryFileUploadHandler
+
+SESSION_KEY = "restore_wizard"
+STEPS = ("Backup selection", "Organization", "Regulations", "Confirm")
+
+
+def site_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not may_use_wizard(request.user):  # type: ignore[arg-type]
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _state(request: HttpRequest) -> dict[str, Any]:
+    return request.session.setdefault(SESSION_KEY, {})  # type: ignore[no-any-return]
+
+
+def _save(request: HttpRequest, state: dict[str, Any]) -> None:
+    request.session[SESSION_KEY] = state
+    request.session.modified = True
+
+
+def _drop_logo(state: dict[str, Any]) -> None:
+    logo = (state.get("profile") or {}).get("logo")
+    if logo:
+        delete_files([logo])
+
+
+def _restorable_backups() -> Any:
+    return (
+        Backup.objects.filter(status=Backup.Status.COMPLETED)
+        .exclude(file="")
+        .select_related("organization")
+        .order_by("organization__name", "organization_id", "-completed_at", "-pk")
+    )
+
+
+def _context(request: HttpRequest, step: int, **extra: Any) -> dict[str, Any]:
+    return {"steps": STEPS, "step": step, "state": _state(request), **extra}
+
+
+@site_admin_required
+def wizard_start(request: HttpRequest) -> HttpResponse:
+    """*Add via wizard ▾ → Restore from backup*: choose where the backup comes from."""
+    if request.GET.get("new"):
+        state = _state(request)
+        _drop_logo(state)
+        _save(request, {})
+    return render(request, "restores/wizard/start.html", _context(request, 0))
+
+
+def _preview_of_backup(backup: Backup) -> dict[str, Any]:
+    with engine.open_backup(backup) as reader:
+        return engine.preview(reader)
+
+
+@site_admin_required
+def wizard_backup(request: HttpRequest) -> HttpResponse:
+    """Step 1, *Backup selection*: backups grouped by organization, newest first, with a preview."""
+    state = _state(request)
+    if request.method == "POST":
+        backup = get_object_or_404(_restorable_backups(), pk=request.POST.get("backup"))
+        try:
+            preview = _preview_of_backup(backup)
+        except (ArchiveError, engine.RestoreRefused, PasswordUnavailable) as exc:
+            messages.error(request, f"This backup cannot be read: {exc}")
+            return redirect("restores:wizard_backup")
+        _drop_logo(state)
+        _save(request, {"source": {"type": "backup", "pk": backup.pk}, "preview": preview})
+        return redirect("restores:wizard_profile")
+    groups = [
+        {"organization": org, "backups": list(items)}
+        for org, items in groupby(_restorable_backups(), key=lambda b: b.organization)
+    ]
+    selected = preview = error = None
+    chosen = request.GET.get("preview") or (state.get("source") or {}).get("pk")
+    if chosen and str(chosen).isdigit():
+        selected = _restorable_backups().filter(pk=chosen).first()
+        if selected is not None:
+            try:
+                preview = _preview_of_backup(selected)
+            except (ArchiveError, engine.RestoreRefused, PasswordUnavailable) as exc:
+                error = str(exc)
+    return render(
+        request,
+        "restores/wizard/backup.html",
+        _context(request, 1, groups=groups, selected=selected, preview=preview, preview_error=error),
+    )
+
+
+@csrf_exempt
+def wizard_upload(request: HttpRequest) -> HttpResponse:
+    """Step 1 from a file: streamed to a temporary file with the size limit checked as it
+    streams (the handlers must be set before the body is read, hence CSRF is checked inside)."""
+    handler = LimitedTemporaryFileUploadHandler(request)
+    request.upload_handlers = [handler]
+    return _wizard_upload(request, handler)
+
+
+@csrf_protect
+@site_admin_required
+def _wizard_upload(request: HttpRequest, handler: LimitedTemporaryFileUploadHandler) -> HttpResponse:
+    form = UploadForm()
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if handler.too_large:
+            form = UploadForm(request.POST)
+            form.is_valid()
+            form.add_error(
+                "file",
+                f"The file is larger than the limit of {handler.max_size:,} bytes (BACKUP_UPLOAD_MAX_SIZE); "
+                "nothing was kept.",
+            )
+        elif form.is_valid():
+            uploaded = form.cleaned_data["file"]
+            try:
+                upload = services.restore_upload_create(
+                    user=request.user,  # type: ignore[arg-type]
+                    path=uploaded.temporary_file_path(),
+                    password=form.cleaned_data["password"],
+                    original_name=uploaded.name,
+                    request=request,
+                )
+            except services.RestoreError as exc:
+                form.add_error("file", f"This file cannot be restored: {exc}")
+            else:
+                state = _state(request)
+                _drop_logo(state)
+                _save(
+                    request,
+                    {"source": {"type": "upload", "pk": upload.pk}, "preview": upload.manifest_summary},
+                )
+                messages.success(request, "The file was verified: every check and hash passed.")
+                return redirect("restores:wizard_profile")
+            finally:
+                uploaded.close()
+    return render(
+        request, "restores/wizard/upload.html", _context(request, 1, form=form), status=400 if form.errors else 200
+    )
+
+
+def _source(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    state = _state(request)
+    if not state.get("source") or not state.get("preview"):
+        return None
+    return state["source"], state["preview"]
+
+
+@site_admin_required
+def wizard_profile(request: HttpRequest) -> HttpResponse:
+    """Step 2: the ordinary organization step, pre-filled from the backup, editable."""
+    found = _source(request)
+    if found is None:
+        return redirect("restores:wizard")
+    _source_info, preview = found
+    state = _state(request)
+    captured = preview["organization"]
+    if state.get("profile"):
+        saved = state["profile"]
+        initial = ProfileForm.initial_from(saved, saved["owner_email"], saved["slug"])
+    else:
+        initial = ProfileForm.initial_from(captured, request.user.email, unique_slug(captured.get("name") or ""))  # type: ignore[union-attr]
+    form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        logo_name = (state.get("profile") or {}).get("logo", "")
+        if data.get("logo"):
+            if logo_name:
+                delete_files([logo_name])
+            logo_name = default_storage.save(f"restore-uploads/logo-{uuid.uuid4().hex}", data["logo"])
+        state["profile"] = engine.NewOrganization(
+            name=data["name"],
+            slug=data["slug"],
+            owner_email=data["owner_email"],
+            description=data["description"],
+            license_identifier=data["license_identifier"],
+            jurisdiction=data["jurisdiction"],
+            language_settings=form.language_settings(captured.get("language_settings")),
+            creation_wizard_data=captured.get("creation_wizard_data") or {},
+            logo=logo_name,
+        ).__dict__
+        _save(request, state)
+        return redirect("restores:wizard_regulations")
+    return render(
+        request,
+        "restores/wizard/profile.html",
+        _context(request, 2, form=form, preview=preview, new_logo=(state.get("profile") or {}).get("logo")),
+    )
+
+
+@site_admin_required
+def wizard_regulations(request: HttpRequest) -> HttpResponse:
+    """Step 3: the backup's regulations, shown read-only; they are applied on completion."""
+    found = _source(request)
+    state = _state(request)
+    if found is None or not state.get("profile"):
+        return redirect("restores:wizard")
+    preview = found[1]
+    unknown = [r["code"] for r in preview["regulations"] if not r["known"]]
+    if request.method == "POST" and not unknown:
+        state["regulations_seen"] = True
+        _save(request, state)
+        return redirect("restores:wizard_confirm")
+    return render(request, "restores/wizard/regulations.html", _context(request, 3, preview=preview, unknown=unknown))
+
+
+@site_admin_required
+def wizard_confirm(request: HttpRequest) -> HttpResponse:
+    """Step 4: the summary; *Create organization and restore* queues the restore."""
+    found = _source(request)
+    state = _state(request)
+    if found is None or not state.get("profile") or not state.get("regulations_seen"):
+        return redirect("restores:wizard")
+    source, preview = found
+    if request.method == "POST":
+        backup = upload = None
+        if source["type"] == "backup":
+            backup = _restorable_backups().filter(pk=source["pk"]).first()
+        else:
+            upload = RestoreUpload.objects.filter(pk=source["pk"], uploaded_by=request.user).first()
+        if backup is None and upload is None:
+            messages.error(request, "The chosen backup is no longer available; choose another.")
+            return redirect("restores:wizard_backup")
+        try:
+            restore = services.restore_new_organization(
+                user=request.user,  # type: ignore[arg-type]
+                profile=engine.NewOrganization.from_options(state["profile"]),
+                backup=backup,
+                upload=upload,
+                request=request,
+            )
+        except services.RestoreError as exc:
+            messages.error(request, str(exc))
+        else:
+            _save(request, {})
+            messages.success(request, "The organization is being created from the backup.")
+            return redirect(restore)
+    return render(
+        request,
+        "restores/wizard/confirm.html",
+        _context(request, 4, preview=preview, profile=state["profile"], source=source),
+    )
+
+
+def _logo_response(reader: Any) -> HttpResponse:
+    member = engine.logo_member(reader)
+    if member is None:
+        raise Http404
+    data = reader.read_bytes(member)
+    content_type = sniff_image(data[:16])
+    if content_type is None:
+        raise Http404  # not a raster image: never served inline (an SVG could carry script)
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+@site_admin_required
+def backup_logo(request: HttpRequest, backup_pk: int) -> HttpResponse:
+    """The logo inside a backup, for the preview."""
+    backup = get_object_or_404(_restorable_backups(), pk=backup_pk)
+    try:
+        with engine.open_backup(backup) as reader:
+            return _logo_response(reader)
+    except (ArchiveError, engine.RestoreRefused, PasswordUnavailable) as exc:
+        raise Http404 from exc
+
+
+@site_admin_required
+def upload_logo(request: HttpRequest, upload_pk: int) -> HttpResponse:
+    upload = get_object_or_404(RestoreUpload, pk=upload_pk, uploaded_by=request.user)
+    try:
+        with engine.open_stored(upload.file.name, unwrap_password(upload.password_wrapped)) as reader:
+            return _logo_response(reader)
+    except (ArchiveError, engine.RestoreRefused, PasswordUnavailable) as exc:
+        raise Http404 from exc
