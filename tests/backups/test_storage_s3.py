@@ -1,0 +1,123 @@
+"""The backup engine on S3-compatible storage (django-storages' S3Storage over HTTP to moto's
+server): documents read from the bucket, the archive streamed into it as a multipart upload,
+downloaded and opened, then deleted by expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from django.utils.functional import empty
+from storages.backends.s3 import S3Storage
+
+from backups import services
+from backups.archive import ArchiveReader
+from backups.models import Backup
+from organizations.models import DocumentVersion
+from tests.backups.conftest import add_document
+from tests.support import s3
+
+pytestmark = pytest.mark.django_db
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Bucket:
+    name: str
+    endpoint: str
+    client: Any
+
+    def object_keys(self, prefix: str = "") -> set[str]:
+        listing = self.client.list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return {o["Key"] for o in listing.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with s3.moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_default_storage(settings, s3_endpoint: str) -> Bucket:  # type: ignore[no-untyped-def]
+    """A fresh bucket as the default storage. Request it before ``tenant`` so that the tenant's
+    files are written to the bucket."""
+    bucket = Bucket(s3.create_bucket(s3_endpoint), s3_endpoint, s3.client(s3_endpoint))
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage_settings(s3_endpoint, bucket.name)}
+    default_storage._wrapped = empty  # setting_changed resets it too; be sure, it is cached
+    assert default_storage.bucket_name == bucket.name
+    assert type(default_storage._wrapped) is S3Storage
+    return bucket
+
+
+def test_backup_on_s3_compatible_storage(
+    s3_default_storage: Bucket, tenant, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    bucket = s3_default_storage
+    big = os.urandom(6 * MIB + 4321)  # incompressible: the archive outgrows S3File's 5 MiB buffer
+    add_document(tenant.org, tenant.ou_a, "BIG-1", content=big)
+    big_version = DocumentVersion.objects.get(document__reference="BIG-1")
+    # The tenant's files really are objects in the bucket.
+    assert bucket.client.head_object(Bucket=bucket.name, Key=big_version.file.name)["ContentLength"] == len(big)
+    assert tenant.org.logo.name in bucket.object_keys()
+
+    backup, password = services.backup_request(
+        organization=tenant.org, requested_by=tenant.owner, include_inactive=True, dispatch=False
+    )
+    assert services.process_queue() == 1
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.COMPLETED, backup.failure_reason
+    key = backup.file.name
+    assert re.fullmatch(r"backups/[0-9a-f]{32}\.zip", key)
+    assert bucket.object_keys("backups/") == {key}
+
+    head = bucket.client.head_object(Bucket=bucket.name, Key=key)
+    assert head["ContentLength"] == backup.size > 6 * MIB
+    # A multipart upload's ETag is "<md5 of the part md5s>-<number of parts>".
+    parts = re.fullmatch(r'"?[0-9a-f]{32}-(\d+)"?', head["ETag"])
+    assert parts and int(parts.group(1)) >= 2, head["ETag"]
+
+    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+    assert len(body) == backup.size and hashlib.sha256(body).hexdigest() == backup.sha256
+    reader = ArchiveReader(io.BytesIO(body), password)
+    manifest = reader.verify()
+    assert manifest["organization"]["name"] == tenant.org.name
+    versions = [json.loads(line) for line in reader.read_bytes("data/documents/document_version.jsonl").splitlines()]
+    assert len(versions) == 9
+    big_row = next(v for v in versions if v["id"] == big_version.pk)
+    assert reader.read_bytes(big_row["file"]["member"]) == big
+    for row in versions:
+        with default_storage.open(DocumentVersion.objects.get(pk=row["id"]).file.name, "rb") as original:
+            assert reader.read_bytes(row["file"]["member"]) == original.read()
+
+    # Production downloads are presigned URLs, valid for 5 minutes.
+    url = default_storage.url(key)
+    assert "X-Amz-Expires=300" in url and "X-Amz-Signature=" in url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=30) as response:  # http, to the loopback test server
+        assert response.read() == body
+
+    # Expiry deletes the object; the record stays.
+    later = timezone.now() + dt.timedelta(days=14, minutes=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.backups_expire_due(now=later) == 1
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.EXPIRED and not backup.file
+    with pytest.raises(ClientError) as missing:
+        bucket.client.head_object(Bucket=bucket.name, Key=key)
+    assert missing.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+    assert bucket.object_keys("backups/") == set()
+    assert big_version.file.name in bucket.object_keys(), "expiry deletes the archive, not the tenant's files"
