@@ -128,7 +128,7 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
     Asking again for the same backup re-sends a code on the same request: the count of wrong
     entries is kept. At most ``RESTORE_CODES_PER_HOUR`` codes per organization and hour.
     """
-    org = backup.organization
+    org = Organization.objects.select_related("master_data_version").get(pk=backup.organization_id)
     if not may_restore_in_place(user, org):
         raise RestoreError("You may not restore this organization (see who may restore in its restore settings).")
     problems = in_place_problems(backup)
