@@ -226,12 +226,23 @@ def _open_sink(storage: Storage, name: str) -> BinaryIO:
 
 
 def _delete_quietly(storage: Storage, name: str) -> None:
+    """Remove a (partial) archive. On S3, also abort an unfinished multipart upload: a worker
+    killed mid-upload leaves parts that no object delete removes (and that are billed)."""
     if not name:
         return
     try:
         storage.delete(name)
     except Exception:
         logger.warning("could not delete stored file of a failed backup: %s", name, exc_info=True)
+    bucket = getattr(storage, "bucket", None)
+    if bucket is not None:
+        try:
+            key = storage._normalize_name(name)  # type: ignore[attr-defined]
+            for upload in bucket.multipart_uploads.filter(Prefix=key):
+                if upload.object_key == key:
+                    upload.abort()
+        except Exception:
+            logger.warning("could not abort the multipart upload of %s", name, exc_info=True)
 
 
 class _Heartbeat:

@@ -121,3 +121,18 @@ def test_backup_on_s3_compatible_storage(
     assert missing.value.response["Error"]["Code"] in ("404", "NoSuchKey")
     assert bucket.object_keys("backups/") == set()
     assert big_version.file.name in bucket.object_keys(), "expiry deletes the archive, not the tenant's files"
+
+
+def test_removing_a_partial_archive_aborts_its_multipart_upload(s3_default_storage: Bucket) -> None:
+    """A worker killed mid-upload leaves S3 parts behind; the clean-up must abort them."""
+    bucket = s3_default_storage
+    name = "backups/partial-test.zip"
+    sink = default_storage.open(name, "wb")
+    sink.write(os.urandom(6 * MIB))  # more than S3File's buffer: one part is uploaded
+    sink.flush()
+    uploads = bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == [name]
+    # The writer never finishes (as if its process died); the sweep removes what is left.
+    services._delete_quietly(default_storage, name)
+    assert bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []) == []
+    assert name not in bucket.object_keys()
