@@ -5,3 +5,6 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts and access"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts import signals  # noqa: F401 - connects the audit receivers

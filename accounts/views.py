@@ -2,13 +2,27 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordChangeView
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
+from accounts.forms import CrispyPasswordChangeForm
 from accounts.models import Notification
-from accounts.services import notifications_mark_read
+from accounts.services import audit_log, notifications_mark_read
+
+
+class AuditedPasswordChangeView(PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    form_class = CrispyPasswordChangeForm
+    success_url = reverse_lazy("accounts:password_change_done")
+
+    def form_valid(self, form: CrispyPasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        audit_log(action="auth.password_change", actor=form.user, request=self.request)
+        return response
 
 
 @login_required

@@ -145,3 +145,22 @@ def test_creating_an_organization_is_audited(db) -> None:  # type: ignore[no-unt
     org = organization_create(name="Audit Me", owner=owner, master_data_version=MasterDataVersionFactory())
     entry = AuditLog.objects.get(action="organization.create")
     assert (entry.actor, entry.organization, entry.object_id) == (owner, org, str(org.pk))
+
+
+def test_sign_in_failures_and_password_changes_are_audited(cast, client: Client) -> None:  # type: ignore[no-untyped-def]
+    client.post(reverse("accounts:login"), {"username": "owner@acme.test", "password": "wrong-guess"})
+    failed = AuditLog.objects.get(action="auth.login_failed")
+    assert failed.details == {"email": "owner@acme.test"} and "wrong-guess" not in str(failed.details)
+    client.post(reverse("accounts:login"), {"username": "owner@acme.test", "password": DEMO_PASSWORD})
+    assert AuditLog.objects.filter(action="auth.login", actor=cast.owner).exists()
+    client.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": DEMO_PASSWORD,
+            "new_password1": "another-long-pass-77",
+            "new_password2": "another-long-pass-77",
+        },
+    )
+    assert AuditLog.objects.filter(action="auth.password_change", actor=cast.owner).exists()
+    client.post(reverse("accounts:logout"))
+    assert AuditLog.objects.filter(action="auth.logout", actor=cast.owner).exists()
