@@ -524,3 +524,34 @@ def _rotate_scheduled(schedule: BackupSchedule) -> None:
 
 def backup_link(backup: Backup) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("backups:detail", args=[backup.pk])
+
+
+def backup_retry(*, backup: Backup, user: User | None, request: Any = None) -> Backup:
+    """Queue a failed backup again with the same scope, data sets and (wrapped) password."""
+    if backup.status != Backup.Status.FAILED:
+        raise IllegalTransition(f"Only a failed backup can be retried; backup {backup.pk} is {backup.status}.")
+    try:
+        with transaction.atomic():
+            if Backup.objects.filter(organization=backup.organization, status=Backup.Status.PENDING).exists():
+                raise BackupError("A backup of this organization is already pending.")
+            retry = Backup.objects.create(
+                organization=backup.organization,
+                requested_by=backup.requested_by,
+                kind=backup.kind,
+                schedule=backup.schedule,
+                label=backup.label,
+                all_ous=backup.all_ous,
+                include_active=backup.include_active,
+                include_inactive=backup.include_inactive,
+                exclude_superseded=backup.exclude_superseded,
+                datasets=backup.datasets,
+                password_wrapped=backup.password_wrapped,
+                password_source=backup.password_source,
+            )
+            retry.ous.set(backup.ous.all())
+            retry.facilities.set(backup.facilities.all())
+            _event(retry, Backup.Status.PENDING, f"Retry of backup {backup.pk}", user)
+            audit_log(action="backup.retry", actor=user, organization=backup.organization, obj=retry, request=request)
+    except IntegrityError as exc:
+        raise BackupError("A backup of this organization is already pending.") from exc
+    return retry

@@ -29,7 +29,9 @@ money = st.decimals(min_value=0, max_value=Decimal("99999.99"), places=2)
 days = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2030, 12, 31))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**31), 2**31) | text,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text("abcxyz_", max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text("abcxyz_", max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -275,3 +275,15 @@ def test_weekly_schedule_next_run(tenant) -> None:  # type: ignore[no-untyped-de
     after = timezone.make_aware(dt.datetime(2026, 11, 22, 12, 0))  # a Sunday
     assert s.compute_next_run(after) == timezone.make_aware(dt.datetime(2026, 11, 23, 3, 30))
     assert s.compute_next_run(timezone.make_aware(dt.datetime(2026, 11, 23, 3, 30))).day == 30
+
+
+def test_retry_of_a_failed_backup_keeps_scope_and_password(tenant) -> None:  # type: ignore[no-untyped-def]
+    backup, pw = services.backup_request(organization=tenant.org, requested_by=tenant.editor_a, dispatch=False)
+    services.backup_claim()
+    services.backups_fail_stale(now=timezone.now() + dt.timedelta(hours=1))
+    backup.refresh_from_db()
+    retry = services.backup_retry(backup=backup, user=tenant.owner)
+    assert retry.status == "pending" and set(retry.ous.all()) == {tenant.ou_a}
+    assert unwrap_password(retry.password_wrapped) == pw
+    with pytest.raises(services.IllegalTransition):
+        services.backup_retry(backup=retry, user=tenant.owner)
