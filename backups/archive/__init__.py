@@ -37,6 +37,12 @@ Reading (``source`` is a path or a seekable binary file object)::
         for line in f: ...
     reader.extract_all(dest_dir)        # verified; nothing left behind on failure
 
+Dependencies: ``cryptography`` (PBKDF2, AES); ``pycryptodomex`` (or ``pycryptodome``) for a
+fast little-endian AES-CTR, with a slower pure-``cryptography`` fallback; ``isal`` for fast
+deflate, with ``zlib`` as the fallback (about 3x slower writer on text). Sizes: the writer
+keeps a few MiB per member in flight (``max_in_flight`` members, chunks of 1 MiB); the
+reader needs a seekable source (save an upload to a temporary file first).
+
 Every failure a user can meet is an ``ArchiveError`` subclass with a sentence as message:
 ``WrongPassword``, ``CorruptArchive``, ``TruncatedArchive``, ``MissingMember``,
 ``UnexpectedMember``, ``UnsupportedFormat``, ``SchemaTooNew``, ``UnsafePath``,

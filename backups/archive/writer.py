@@ -167,8 +167,8 @@ class ArchiveWriter:
 
     def add_path(self, name: str, path: str | os.PathLike[str], *, compress: bool | None = None) -> None:
         """Add a file from disk; a worker thread opens and reads it, so this returns at once."""
-        self._begin(name)
         size = os.stat(path).st_size  # fails here, in the caller, if the file is missing
+        self._begin(name)
         self._submit(_Job(name, compress, size, path=os.fspath(path)))
 
     def add_stream(self, name: str, stream: BinaryIO, *, compress: bool | None = None, size: int | None = None) -> None:
@@ -187,11 +187,17 @@ class ArchiveWriter:
         self._submit(job)
         feed = job.feed
         assert feed is not None  # noqa: S101 - set just above
-        chunk = first
-        while chunk:
-            self._put(feed, chunk)
-            chunk = _read_full(stream, CHUNK_SIZE)
-        self._put(feed, _EOF)
+        try:
+            chunk = first
+            while chunk:
+                self._put(feed, chunk)
+                chunk = _read_full(stream, CHUNK_SIZE)
+            self._put(feed, _EOF)
+        except BaseException as exc:
+            # Half a member is in the pipeline and cannot be taken back: the archive is lost.
+            self._fail(exc)
+            self.abort()
+            raise
 
     def open_member(self, name: str, *, compress: bool | None = True) -> MemberWriter:
         """A writable member (``write``/``close``, context manager) for content produced on the fly.
