@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import pyzipper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,6 +172,15 @@ def test_members_are_ae2_with_zero_crc_and_the_aes_extra_field() -> None:
         assert local[0] == 0x04034B50 and local[6] == 0
     # No plaintext leaks: the text content does not appear in the archive.
     assert b"alpha beta" not in blob
+
+
+def test_another_winzip_aes_implementation_reads_our_archive() -> None:
+    members = {"index.csv": text(70_000), "files/x": os.urandom(5000), "files/empty": b""}
+    blob = write_archive(members)
+    with pyzipper.AESZipFile(io.BytesIO(blob)) as zf:
+        zf.setpassword(PASSWORD.encode())
+        for name, data in members.items():
+            assert zf.read(name) == data
 
 
 @needs_7z
