@@ -120,4 +120,5 @@ def notify_finished(restore: Restore) -> None:
             url=context["path"],
             level="success" if ok else "danger",
         )
-    _mail_quietly("restores/email/restore_finished", [u.email for u in recipients.values()], context, restore)
+    for user in recipients.values():
+        _mail_quietly("restores/email/restore_finished", [user.email], context, restore)

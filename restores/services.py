@@ -24,6 +24,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_log
 from backups.archive import ArchiveError
+from backups.archive.manifest import check_schema
+from backups.export import current_schema
 from backups.importer import ImportResult, delete_files
 from backups.keys import PasswordUnavailable, unwrap_password, wrap_password
 from backups.models import Backup
@@ -63,7 +65,12 @@ def in_place_problems(backup: Backup) -> list[str]:
     """Why this backup cannot be restored over its organization, from what the backup recorded."""
     if backup.status != Backup.Status.COMPLETED or not backup.file:
         return ["Only a completed backup whose file is still kept can be restored."]
-    return engine.in_place_problems(
+    problems = []
+    try:
+        check_schema((backup.captured or {}).get("schema"), current_schema())
+    except ArchiveError as exc:
+        problems.append(str(exc))
+    return problems + engine.in_place_problems(
         organization=backup.organization,
         datasets=list(backup.datasets),
         all_ous=backup.all_ous,

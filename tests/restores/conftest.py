@@ -74,9 +74,9 @@ def db_state(org: Organization) -> dict[str, Any]:
                 qs = model.objects.filter(organization=org)
             state[spec.key] = sorted(repr(sorted(row.items())) for row in qs.values())
     state["backup_ous"] = sorted(
-        Backup.ous.through.objects.filter(organisationalunit__organization=org).values_list(
-            "backup_id", "organisationalunit_id"
-        )
+        Backup.ous.through.objects.filter(organisationalunit__organization=org)
+        .exclude(backup__kind=Backup.Kind.PRE_RESTORE)
+        .values_list("backup_id", "organisationalunit_id")
     )
     return state
 
