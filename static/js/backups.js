@@ -226,6 +226,27 @@
   });
 
   // ---------------------------------------------------------------------------------------
+  // htmx responses that are not content for their target.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const { xhr, requestConfig } = event.detail;
+    const loginUrl = document.getElementById("backup-modal")?.dataset.loginUrl;
+    if (loginUrl && xhr.responseURL && new URL(xhr.responseURL).pathname === loginUrl) {
+      // The session ended while the page was open: sign in again rather than show the login
+      // form inside a table row or a dialog.
+      event.detail.shouldSwap = false;
+      window.location.assign(xhr.responseURL);
+      return;
+    }
+    const elt = requestConfig && requestConfig.elt;
+    if (xhr.status === 404 && elt && elt.matches && elt.matches('tr[data-testid="backup-row"]')) {
+      // A polled backup that is gone (or no longer visible to this user): drop its row.
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+      event.detail.serverResponse = "";
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------
   // Initialise whatever is on the page, and whatever htmx swaps in later.
   function init(root) {
     $all(root, "[data-dataset-picker]").forEach(updatePicker);

@@ -190,6 +190,13 @@ def test_request_with_own_password_then_cancel_it(cast, page) -> None:  # type: 
     assert backup.status == Backup.Status.CANCELLED
     assert page.js_errors == []
 
+    # The session ends while a row is polling: the page goes to the sign-in form (not into the row).
+    Backup.objects.create(organization=cast.org, requested_by=cast.editor)
+    page.reload()
+    expect(page.locator('[data-testid="backup-row"][data-status="pending"]')).to_have_count(1)
+    page.context.clear_cookies()
+    page.wait_for_url("**/accounts/login/**", timeout=10_000)
+
 
 def test_request_button_hidden_without_a_subscription(cast, page) -> None:  # type: ignore[no-untyped-def]
     cast.org.subscription.delete()
