@@ -136,6 +136,8 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
     entries is kept. At most ``RESTORE_CODES_PER_HOUR`` codes per organization and hour.
     """
     org = Organization.objects.select_related("master_data_version").get(pk=backup.organization_id)
+    if not Backup.objects.visible_to(user).filter(pk=backup.pk).exists():
+        raise RestoreError("You may not see this backup, so you cannot restore it.")
     if not may_restore_in_place(user, org):
         raise RestoreError("You may not restore this organization (see who may restore in its restore settings).")
     problems = in_place_problems(backup)

@@ -21,6 +21,7 @@ from backups.services import backup_claim, backup_request, backup_run
 from organizations.models import Organization
 from restores import services
 from restores.models import Restore
+from tests import factories as f
 from tests.backups.conftest import add_document, storage, tenant  # noqa: F401 - fixtures re-exported
 
 CODE_RE = re.compile(r"\b(\d{8})\b")
@@ -44,6 +45,10 @@ def make_backup(org: Organization, user: Any = None, **kwargs: Any) -> Backup:
 
 @pytest.fixture
 def full_backup(tenant) -> Backup:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A full backup of the tenant. The Admin may see it: they hold Manage Account Backups in
+    both OUs (an Admin restores only backups they may see)."""
+    for ou in (tenant.ou_a, tenant.ou_b):
+        f.OURoleAssignmentFactory(user=tenant.admin, ou=ou)
     return make_backup(tenant.org, tenant.owner)
 
 

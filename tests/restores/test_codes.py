@@ -195,7 +195,7 @@ def test_another_requester_waits_while_a_code_is_valid(tenant, full_backup) -> N
 
 
 def test_members_and_owner_only_policy(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(services.RestoreError, match="may not restore"):
+    with pytest.raises(services.RestoreError, match="may not see this backup"):
         request_code(full_backup, tenant.member)
     with pytest.raises(services.RestoreError, match="Only the Owner"):
         services.restore_policy_set(organization=tenant.org, user=tenant.admin, policy="owner_only")

@@ -1,0 +1,115 @@
+"""The restore pages: the owner, an allowed user, a user of another organization (404) and an
+anonymous user (login redirect) in every case."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from backups.models import Backup
+from restores.models import Restore
+from tests.factories import DEMO_PASSWORD
+from tests.restores.conftest import last_code
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_the_warning_page_compares_today_with_the_backup(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from organizations.models import Template
+
+    Template.objects.create(organization=tenant.org, name="Added after the backup")
+    response = client_for(tenant.admin).get(reverse("restores:start", args=[full_backup.pk]))
+    assert response.status_code == 200
+    rows = {row["key"]: row for row in response.context["comparison"]}
+    assert rows["templates"]["today"] == 3 and rows["templates"]["backup"] == 2
+    assert rows["documents"]["today"] == rows["documents"]["backup"] == 14
+    text = response.content.decode()
+    assert "This overwrites the organization" in text and "Send code to the Owner" in text
+    assert "Templates and billing codes" in text
+
+
+def test_who_sees_the_warning_page(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("restores:start", args=[full_backup.pk])
+    assert client_for(tenant.owner).get(url).status_code == 200
+    assert client_for(tenant.admin).get(url).status_code == 200
+    # The editor may see the backup but is no Owner or Admin.
+    denied = client_for(tenant.editor).get(url)
+    assert denied.status_code == 403 and b"Only the Owner and Admins" in denied.content
+    assert client_for(tenant.member).get(url).status_code == 404  # cannot see the backup
+    assert client_for(tenant.other_owner).get(url).status_code == 404
+    anonymous = client_for(None).get(url)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+
+
+def test_owner_only_policy_shows_a_clear_page_to_admins(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    owner = client_for(tenant.owner)
+    response = owner.post(reverse("restores:settings"), {"restore_policy": "owner_only"})
+    assert response.status_code == 302
+    denied = client_for(tenant.admin).get(reverse("restores:start", args=[full_backup.pk]))
+    assert denied.status_code == 403 and b"only the Owner may start restores" in denied.content
+
+
+def test_the_settings_page(tenant) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("restores:settings")
+    assert client_for(tenant.owner).get(url).context["can_change"] is True
+    admin = client_for(tenant.admin)
+    page = admin.get(url)
+    assert page.status_code == 200 and page.context["can_change"] is False
+    admin.post(url, {"restore_policy": "owner_only"})
+    tenant.org.refresh_from_db()
+    assert tenant.org.restore_policy == "owner_and_admins"
+    assert client_for(tenant.member).get(url).status_code == 404
+    assert client_for(tenant.other_owner).get(url).status_code == 200  # their own organization
+    assert client_for(None).get(url).status_code == 302
+
+
+def test_send_enter_and_queue_through_the_pages(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    admin = client_for(tenant.admin)
+    mail.outbox.clear()
+    response = admin.post(reverse("restores:start", args=[full_backup.pk]))
+    restore = Restore.objects.get()
+    assert response.status_code == 302 and response["Location"] == restore.get_absolute_url()
+    page = admin.get(restore.get_absolute_url())
+    assert b"Enter the Owner's code" in page.content
+    assert last_code() not in page.content.decode()  # the requester never sees the code
+    wrong = admin.post(reverse("restores:confirm", args=[restore.pk]), {"code": "1", "password": DEMO_PASSWORD})
+    assert wrong.status_code == 400 and b"The code is not correct. 4 attempt(s) left." in wrong.content
+    ok = admin.post(reverse("restores:confirm", args=[restore.pk]), {"code": last_code(), "password": DEMO_PASSWORD})
+    assert ok.status_code == 302
+    restore.refresh_from_db()
+    assert restore.status == Restore.Status.QUEUED
+    status = admin.get(restore.get_absolute_url(), HTTP_HX_REQUEST="true")
+    assert b'hx-trigger="every 2s"' in status.content and b"<html" not in status.content
+
+
+def test_restore_pages_are_scoped(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    client_for(tenant.admin).post(reverse("restores:start", args=[full_backup.pk]))
+    restore = Restore.objects.get()
+    url = restore.get_absolute_url()
+    assert client_for(tenant.owner).get(url).status_code == 200  # the Owner may follow and cancel
+    assert client_for(tenant.member).get(url).status_code == 404
+    assert client_for(tenant.other_owner).get(url).status_code == 404
+    assert client_for(None).get(url).status_code == 302
+    response = client_for(tenant.other_owner).post(reverse("restores:confirm", args=[restore.pk]), {"code": "1"})
+    assert response.status_code == 404
+    assert client_for(tenant.owner).post(reverse("restores:cancel", args=[restore.pk])).status_code == 302
+    assert Restore.objects.get().status == Restore.Status.CANCELLED
+
+
+def test_verify_checks_and_rehearses(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    response = client_for(tenant.owner).post(reverse("restores:verify", args=[full_backup.pk]))
+    assert response.status_code == 302
+    full_backup.refresh_from_db()
+    assert full_backup.verification_ok is True and full_backup.last_verified_at is not None
+    assert "Restore rehearsed:" in full_backup.verification_message
+    assert client_for(tenant.other_owner).post(reverse("restores:verify", args=[full_backup.pk])).status_code == 404
+    assert Backup.objects.filter(organization=tenant.org).count() == 1
