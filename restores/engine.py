@@ -9,6 +9,7 @@ rollback; files of replaced rows are returned, to be removed only after the comm
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO
 
 from django.core.files.storage import Storage, default_storage
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import Membership, OURoleAssignment, User
 from backups import datasets as ds
@@ -423,6 +425,17 @@ def create_organization_from_archive(
     return organization
 
 
+def _display(value: Any) -> str:
+    """An ISO timestamp from a manifest as people read it (server time zone)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    if timezone.is_naive(moment):
+        return moment.strftime("%d %b %Y %H:%M")
+    return timezone.localtime(moment).strftime("%d %b %Y %H:%M")
+
+
 def preview(reader: Any) -> dict[str, Any]:
     """The backed-up profile as the wizard shows it (manifest and profile row; no file read)."""
     manifest = reader.manifest
@@ -438,8 +451,10 @@ def preview(reader: Any) -> dict[str, Any]:
         ).values_list("code", "title")
     )
     scope = manifest.get("scope") or {}
+    captured["created_display"] = _display(captured.get("created_at"))
     return {
         "organization": captured,
+        "created_display": _display(manifest.get("created_at")),
         "has_logo": bool(logo_member(reader)),
         "master_data_version": manifest.get("master_data_version"),
         "master_data_known": MasterDataVersion.objects.filter(code=manifest.get("master_data_version")).exists(),
