@@ -46,7 +46,8 @@ def _visible(dialog) -> set[str]:  # type: ignore[no-untyped-def]
     return set(dialog.locator("[data-picker-item]:not(.d-none)").evaluate_all("els => els.map(e => e.dataset.key)"))
 
 
-def test_request_with_copied_password_live_progress_download_and_history(tenant, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_request_with_copied_password_live_progress_download_and_history(tenant, page, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the Verify button verifies in the web thread
     login(page, tenant.owner.email, DEMO_PASSWORD)
     page.goto("/backups/")
     expect(page.get_by_test_id("empty-state")).to_contain_text("No backups yet")
@@ -149,6 +150,23 @@ def test_request_with_copied_password_live_progress_download_and_history(tenant,
     expect(page.get_by_test_id("sha256")).to_have_text(Backup.objects.get().sha256)
     expect(page.get_by_test_id("timeline")).to_contain_text("Requested")
     screenshot(page, "backups-detail")
+
+    # Owner actions from the ⋮ menu: verify now, then expire early (confirmed); history stays.
+    page.get_by_role("link", name="Account Backups").first.click()
+    row.get_by_test_id("more-actions").click()
+    row.get_by_test_id("verify").click()
+    expect(page.locator("#messages")).to_contain_text("verified:")
+    expect(row.locator(".bi-patch-check-fill")).to_be_visible()
+    row.get_by_test_id("more-actions").click()
+    row.get_by_test_id("expire").click()
+    confirm = page.locator("#confirm-modal")
+    expect(confirm).to_contain_text("Its file is deleted")
+    confirm.get_by_role("button", name="Expire now").click()
+    expect(row).to_have_attribute("data-status", "expired")
+    expect(row.get_by_test_id("download")).to_have_count(0)
+    row.get_by_test_id("history").click()
+    expect(page.get_by_test_id("history-row")).to_have_count(1)
+    screenshot(page, "backups-expired-history")
     assert page.js_errors == []
 
 
