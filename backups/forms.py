@@ -92,14 +92,14 @@ class BackupRequestForm(forms.Form):
         required=False,
         label="Your password",
         strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=True),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=f"At least {MIN_USER_PASSWORD} characters.",
     )
     own_password_repeat = forms.CharField(
         required=False,
         label="Repeat your password",
         strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=True),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
     def __init__(self, *args: Any, user: User, organization: Organization, **kwargs: Any) -> None:

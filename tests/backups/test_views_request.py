@@ -222,3 +222,13 @@ def test_users_without_the_permission_cannot_request(cast) -> None:  # type: ign
     response = client.post(URL, {"datasets": ["profile"], "password_choice": "generated", "generated_token": token})
     assert response.status_code == 403
     assert Backup.objects.count() == 0
+
+
+def test_an_own_password_is_never_echoed_back(cast) -> None:  # type: ignore[no-untyped-def]
+    client = login(cast.owner)
+    _, token = _generated(_dialog(client))
+    own = "secret passphrase 42"
+    response = _post(client, token, password_choice="own", own_password=own, own_password_repeat=own, datasets=[])
+    assert "Pick at least one data set" in response.content.decode()
+    assert own not in response.content.decode()
+    assert Backup.objects.count() == 0
