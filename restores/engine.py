@@ -43,7 +43,7 @@ class RestoreRefused(Exception):
 
 
 def checkpoint(stage: str, **info: Any) -> None:
-    """Called at each stage of a restore ("deleted", "dataset:<key>", "row", "imported",
+    """Called at each stage of a restore ("begin", "deleted", "dataset:<key>", "row", "imported",
     "after_create", "finalize"). A no-op; tests replace it to inject failures."""
 
 
@@ -311,6 +311,7 @@ def replace_organization_data(
     """
     storage = storage or default_storage
     result = result if result is not None else ImportResult()
+    checkpoint("begin", organization=organization)
     reader = upgrades.upgraded(reader)
     manifest = reader.manifest
     scope = manifest.get("scope") or {}
