@@ -113,3 +113,15 @@ def test_verify_checks_and_rehearses(tenant, full_backup) -> None:  # type: igno
     assert "Restore rehearsed:" in full_backup.verification_message
     assert client_for(tenant.other_owner).post(reverse("restores:verify", args=[full_backup.pk])).status_code == 404
     assert Backup.objects.filter(organization=tenant.org).count() == 1
+
+
+def test_operators_see_restores_without_codes(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from tests import factories as f
+
+    client_for(tenant.admin).post(reverse("restores:start", args=[full_backup.pk]))
+    restore = Restore.objects.get()
+    operator = client_for(f.UserFactory(email="ops@platform.test", is_staff=True, is_superuser=True))
+    assert operator.get(reverse("admin:restores_restore_changelist")).status_code == 200
+    page = operator.get(reverse("admin:restores_restore_change", args=[restore.pk]))
+    assert page.status_code == 200 and last_code() not in page.content.decode()
+    assert operator.get(reverse("admin:restores_restoreupload_changelist")).status_code == 200
