@@ -27,13 +27,11 @@ import hmac
 import io
 import json
 import os
-import secrets
 import stat
 import struct
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -192,63 +190,67 @@ class ArchiveReader:
     def extract_all(self, dest_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Extract every member (``manifest.json`` included) under ``dest_dir``; return the manifest.
 
-        Each file is written under a temporary name and renamed once its checks pass; on any
-        failure everything written so far is removed before the error is raised. Existing
-        files are never overwritten (``FileExistsError``).
+        Members are checked while they are written; on any failure everything written so far
+        (files and the folders this call created) is removed before the error is raised.
+        Existing files are never overwritten (``FileExistsError``), and nothing is written
+        through a symbolic link.
         """
         self._load()
-        root = Path(dest_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        root = root.resolve()
-        targets: dict[str, Path] = {}
+        os.makedirs(dest_dir, exist_ok=True)
+        root = os.path.realpath(dest_dir)
+        targets: dict[str, str] = {}
+        safe_parents: set[str] = set()
         for name in self._ordered_entries():
-            target = root.joinpath(*name.split("/"))
-            if not target.resolve().is_relative_to(root):  # belt and braces after check_name
-                raise UnsafePath(f"The member {name!r} would be written outside the destination folder.")
-            if target.exists() or target.is_symlink():
+            target = os.path.join(root, *name.split("/"))
+            parent = os.path.dirname(target)
+            if parent not in safe_parents:
+                # Belt and braces after check_name: an existing symlinked folder inside the
+                # destination must not lead outside it.
+                real = os.path.realpath(parent)
+                if real != root and not real.startswith(root + os.sep):
+                    raise UnsafePath(f"The member {name!r} would be written outside the destination folder.")
+                safe_parents.add(parent)
+            if os.path.lexists(target):
                 raise FileExistsError(f"{target} already exists; extract into an empty folder.")
             targets[name] = target
-        created_dirs: list[Path] = []
-        dir_lock = threading.Lock()
-        done: list[Path] = []
-        token = secrets.token_hex(4)
-
-        known_dirs: set[Path] = {root}
+        lock = threading.Lock()
+        created_dirs: list[str] = []
+        known_dirs = {root}
+        done: list[str] = []
 
         def extract(name: str) -> None:
             target = targets[name]
-            with dir_lock:
+            with lock:
                 missing = []
-                parent = target.parent
-                while parent not in known_dirs and not parent.exists():
+                parent = os.path.dirname(target)
+                while parent not in known_dirs and not os.path.isdir(parent):
                     missing.append(parent)
-                    parent = parent.parent
+                    parent = os.path.dirname(parent)
                 for folder in reversed(missing):
-                    folder.mkdir()
+                    os.mkdir(folder)
                     created_dirs.append(folder)
-                known_dirs.add(target.parent)
-            temp = target.with_name(f".{target.name}.{token}.part")
-            finished = False
-            try:
-                with open(temp, "xb") as out:
+                known_dirs.add(os.path.dirname(target))
+            # "x": O_CREAT | O_EXCL, so neither an existing file nor a symlink is followed.
+            with open(target, "xb") as out:
+                try:
                     for chunk in self._plaintext(self._entries[name]):  # type: ignore[index]
                         out.write(chunk)
-                os.replace(temp, target)
-                finished = True
-            finally:
-                if not finished:
-                    temp.unlink(missing_ok=True)
-            with dir_lock:
+                except BaseException:
+                    out.close()
+                    os.unlink(target)
+                    raise
+            with lock:
                 done.append(target)
 
         try:
             self._run_parallel(list(targets), extract)
         except BaseException:
             for path in done:
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             for folder in reversed(created_dirs):
                 with contextlib.suppress(OSError):  # not empty: something else was put there
-                    folder.rmdir()
+                    os.rmdir(folder)
             raise
         return self.manifest
 

@@ -301,3 +301,14 @@ def test_extract_refuses_to_overwrite(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         reader(build()).extract_all(tmp_path)
     assert (tmp_path / "index.csv").read_text() == "mine"
+
+
+def test_extract_does_not_follow_a_symlinked_folder_out_of_the_destination(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "files").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePath):
+        reader(build()).extract_all(dest)
+    assert not list(outside.iterdir())
