@@ -38,7 +38,11 @@ class BackupQuerySet(models.QuerySet["Backup"]):
             all_ous = set(org.ous.values_list("pk", flat=True))
             in_org = Q(organization=org)
             # An explicit scope: no OU outside the allowed set.
-            explicit = Q(all_ous=False) & ~Q(ous__in=all_ous - allowed)
+            # An explicit scope needs at least one OU left: a backup whose OUs were all
+            # deleted is for those who may back up the whole organization only.
+            # (A subquery, not a join: a join would be shared with the exclusion below.)
+            has_ous = Q(pk__in=Backup.ous.through.objects.values("backup_id"))
+            explicit = Q(all_ous=False) & has_ous & ~Q(ous__in=all_ous - allowed)
             if allowed >= all_ous:
                 visible |= in_org
             else:

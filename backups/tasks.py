@@ -47,27 +47,7 @@ def run_schedules() -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def verify_backup(backup_id: int) -> None:
-    """Verify one completed backup (the Verify button)."""
-    from backups.models import Backup
-    from backups.verify import backup_verify
+    """Verify one completed backup (the Verify button): every hash, then a rehearsed restore."""
+    from restores.tasks import verify_backup as verify_and_rehearse
 
-    backup = Backup.objects.filter(pk=backup_id, status=Backup.Status.COMPLETED).first()
-    if backup is None:
-        return
-    backup_verify(backup=backup)
-
-
-@shared_task(ignore_result=True)
-def verify_latest() -> None:
-    """Weekly: verify each organization's latest completed backup."""
-    from backups.models import Backup
-
-    latest: dict[int, int] = {}
-    for pk, org_id in (
-        Backup.objects.filter(status=Backup.Status.COMPLETED)
-        .order_by("-completed_at")
-        .values_list("pk", "organization_id")
-    ):
-        latest.setdefault(org_id, pk)
-    for pk in latest.values():
-        verify_backup.delay(pk)
+    verify_and_rehearse(backup_id)

@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "organizations.middleware.CurrentOrganizationMiddleware",
+    "restores.maintenance.MaintenanceMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -246,6 +247,7 @@ SUBSCRIPTION_CONTACT_EMAIL = env.str("SUBSCRIPTION_CONTACT_EMAIL", default="sale
 RESTORE_CODE_LIFETIME = timedelta(minutes=env.int("RESTORE_CODE_MINUTES", default=10))
 RESTORE_CODE_MAX_ATTEMPTS = env.int("RESTORE_CODE_MAX_ATTEMPTS", default=5)
 RESTORE_CODES_PER_HOUR = env.int("RESTORE_CODES_PER_HOUR", default=3)
+RESTORE_DISPATCH_IMMEDIATELY = env.bool("RESTORE_DISPATCH_IMMEDIATELY", default=True)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -290,5 +292,9 @@ CELERY_BEAT_SCHEDULE = {
     "backups-run-schedules": {"task": "backups.tasks.run_schedules", "schedule": 60.0},
     "backups-expire-due": {"task": "backups.tasks.expire_due", "schedule": 15 * 60.0},
     "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},
-    "backups-verify-latest": {"task": "backups.tasks.verify_latest", "schedule": 7 * 24 * 3600.0},
+    # Weekly: decrypt, check every hash and rehearse the restore of each organization's latest backup.
+    "backups-verify-latest": {"task": "restores.tasks.verify_latest", "schedule": 7 * 24 * 3600.0},
+    "restores-process-queue": {"task": "restores.tasks.process_queue", "schedule": 60.0},
+    "restores-sweep-stale": {"task": "restores.tasks.sweep_stale", "schedule": 5 * 60.0},
+    "restores-cleanup-uploads": {"task": "restores.tasks.cleanup_uploads", "schedule": 3600.0},
 }

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from accounts.permissions import can_use_backups
+from accounts.permissions import can_use_backups, is_owner
 from organizations.models import Organization
 
 
@@ -18,4 +18,5 @@ def current_organization(request: HttpRequest) -> dict[str, Any]:
         "current_organization": org,
         "switchable_organizations": Organization.objects.for_user(user).only("pk", "name", "slug")[:50],
         "nav_can_use_backups": bool(org) and can_use_backups(user, org),
+        "nav_is_owner": bool(org) and is_owner(user, org),
     }

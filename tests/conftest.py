@@ -26,6 +26,7 @@ def _private_storage(settings, tmp_path: Path) -> None:  # type: ignore[no-untyp
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.AXES_ENABLED = False
     settings.BACKUP_DISPATCH_IMMEDIATELY = False  # tests run jobs themselves, or start real workers
+    settings.RESTORE_DISPATCH_IMMEDIATELY = False
     # Fast hashing: tests create many users; production keeps Django's PBKDF2 default.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -164,3 +164,13 @@ def test_sign_in_failures_and_password_changes_are_audited(cast, client: Client)
     assert AuditLog.objects.filter(action="auth.password_change", actor=cast.owner).exists()
     client.post(reverse("accounts:logout"))
     assert AuditLog.objects.filter(action="auth.logout", actor=cast.owner).exists()
+
+
+def test_site_admins_reach_the_restore_wizard_from_the_menus(cast, client: Client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.site_admin)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Organization Management" in page and reverse("restores:wizard") in page
+    client.force_login(cast.owner)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert reverse("restores:wizard") not in page
+    assert reverse("restores:settings") in page  # the Owner's restore policy

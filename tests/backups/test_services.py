@@ -287,3 +287,11 @@ def test_retry_of_a_failed_backup_keeps_scope_and_password(tenant) -> None:  # t
     assert unwrap_password(retry.password_wrapped) == pw
     with pytest.raises(services.IllegalTransition):
         services.backup_retry(backup=retry, user=tenant.owner)
+
+
+def test_a_backup_whose_ous_were_all_deleted_is_only_for_whole_organization_users(tenant) -> None:  # type: ignore[no-untyped-def]
+    backup, _ = services.backup_request(organization=tenant.org, requested_by=tenant.editor_a, dispatch=False)
+    assert backup in Backup.objects.visible_to(tenant.editor_a)
+    backup.ous.clear()  # e.g. the OU was removed since
+    assert backup not in Backup.objects.visible_to(tenant.editor_a)
+    assert backup in Backup.objects.visible_to(tenant.owner)

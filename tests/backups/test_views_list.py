@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from types import ModuleType
 
 import pytest
 from django.db import connection
-from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
-import backupsvc.urls
 from backups.models import Backup
 from tests import factories as f
 from tests.backups.test_views_access import login, make_backup
@@ -218,26 +215,10 @@ def test_menu_item_for_permission_holders_and_site_admins_only(cast) -> None:  #
         assert link not in login(user).get("/").content.decode(), user.email
 
 
-def _start(request, pk: int) -> HttpResponse:  # type: ignore[no-untyped-def]
-    return HttpResponse("restore")
-
-
-def _urlconf(with_restore: bool) -> ModuleType:
-    """The project's URLs with the restore screens present or absent (they are built separately)."""
-    restores = ([path("<int:pk>/start/", _start, name="start")] if with_restore else [], "restores")
-    patterns = [p for p in backupsvc.urls.urlpatterns if "restores" not in str(p.pattern)]
-    module = ModuleType(f"urls_with{'' if with_restore else 'out'}_restore")
-    module.urlpatterns = [*patterns, path("restores/", include(restores))]  # type: ignore[attr-defined]
-    return module
-
-
-def test_restore_link_only_when_the_restore_screen_exists(cast, settings) -> None:  # type: ignore[no-untyped-def]
+def test_restore_link_for_owners_and_admins_only(cast) -> None:  # type: ignore[no-untyped-def]
     backup = make_backup(cast.org)
-    settings.ROOT_URLCONF = _urlconf(with_restore=False)
-    assert 'data-testid="restore"' not in login(cast.owner).get(LIST).content.decode()
-    settings.ROOT_URLCONF = _urlconf(with_restore=True)
     html = login(cast.owner).get(LIST).content.decode()
-    assert f'href="/restores/{backup.pk}/start/"' in html
+    assert f'href="/restores/backup/{backup.pk}/"' in html
     # Not for users who may not restore (Owner and Admin only).
     assert 'data-testid="restore"' not in login(cast.editor).get(LIST).content.decode()
 
@@ -252,7 +233,6 @@ def _make_rows(cast, n: int) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("viewer", ["owner", "site_admin"])
 def test_constant_number_of_queries_for_5_and_100_rows(cast, settings, viewer: str) -> None:  # type: ignore[no-untyped-def]
-    settings.ROOT_URLCONF = _urlconf(with_restore=True)  # restore links rendered too
     user = getattr(cast, viewer)
 
     def count(per_page_rows: int) -> tuple[int, int]:
