@@ -180,7 +180,8 @@ def make_broker(var_dir: Path) -> Broker:
         return Broker(url, {"visibility_timeout": 3600})
     # The same folders backupsvc.settings derives from BACKUPSVC_VAR_DIR for "filesystem://".
     queue_dir, processed_dir = var_dir / "celery" / "queue", var_dir / "celery" / "processed"
-    for d in (queue_dir, processed_dir):
+    control_dir = var_dir / "celery" / "control"
+    for d in (queue_dir, processed_dir, control_dir):
         d.mkdir(parents=True, exist_ok=True)
     return Broker(
         "filesystem://",
@@ -188,6 +189,7 @@ def make_broker(var_dir: Path) -> Broker:
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(processed_dir),
+            "control_folder": str(control_dir),
             "store_processed": False,
         },
     )
