@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from accounts.models import User
 from backups import selectors
@@ -70,7 +70,11 @@ class BackupFilter(django_filters.FilterSet):
         order = SORTS.get(value, SORTS["-date"])[1]
         if self.group_by_organization:
             order = ("organization__name", "organization_id", *order)
-        return queryset.order_by(*order)
+        # Empty values (no size yet, no requester) sort last on every database (PostgreSQL
+        # would put NULLs first in descending order).
+        return queryset.order_by(
+            *(F(o[1:]).desc(nulls_last=True) if o.startswith("-") else F(o).asc(nulls_last=True) for o in order)
+        )
 
     @property
     def is_filtered(self) -> bool:
