@@ -9,9 +9,12 @@ Deflate is the writer's bottleneck, so ISA-L is the one to install. Both release
 
 from __future__ import annotations
 
+import threading
 import zlib
 from types import ModuleType
 from typing import Protocol
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 try:  # pragma: no cover - depends on the environment
     from isal import isal_zlib as _isal
@@ -95,9 +98,51 @@ class Compressor(Protocol):
     def flush(self, mode: int = ..., /) -> bytes: ...
 
 
+_local = threading.local()
+_CLEAN_INPUT = bytes(512)
+
+
+def clear_vector_state() -> None:
+    """Leave the calling thread's vector registers clean after ISA-L compressed something.
+
+    ISA-L's deflate returns with the upper halves of the AVX registers dirty (no VZEROUPPER).
+    Until the thread executes VZEROUPPER, every legacy-SSE instruction pays a transition
+    penalty, and OpenSSL's SHA-NI code (PBKDF2, SHA-256, HMAC) and AES-NI run about 3 times
+    slower: measured PBKDF2 0.65 ms before the first ISA-L call, 1.8-2.1 ms after it, for
+    good. OpenSSL's wide ChaCha20 code ends with VZEROUPPER, so a tiny keystream request
+    (about 1 microsecond, output discarded) restores full speed.
+    """
+    encryptor = getattr(_local, "encryptor", None)
+    if encryptor is None or _local.calls > 1 << 20:  # fresh cipher long before its counter wraps
+        encryptor = Cipher(algorithms.ChaCha20(bytes(32), bytes(16)), mode=None).encryptor()
+        _local.encryptor, _local.calls = encryptor, 0
+    _local.calls += 1
+    encryptor.update(_CLEAN_INPUT)
+
+
+class _CleanCompressor:
+    """An ISA-L compress object that clears the vector state after each call (see above)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Compressor) -> None:
+        self._inner = inner
+
+    def compress(self, data: bytes, /) -> bytes:
+        out = self._inner.compress(data)
+        clear_vector_state()
+        return out
+
+    def flush(self, mode: int = zlib.Z_FINISH, /) -> bytes:
+        out = self._inner.flush(mode)
+        clear_vector_state()
+        return out
+
+
 def new_compressor(level: int | None = None) -> Compressor:
     """A raw-deflate compressor at ``level`` (back-end default when None)."""
-    return BACKEND.compressobj(DEFAULT_LEVEL if level is None else level, zlib.DEFLATED, -15)  # type: ignore[no-any-return]
+    inner = BACKEND.compressobj(DEFAULT_LEVEL if level is None else level, zlib.DEFLATED, -15)
+    return _CleanCompressor(inner) if _isal is not None else inner  # type: ignore[no-any-return]
 
 
 def new_decompressor() -> zlib._Decompress:
