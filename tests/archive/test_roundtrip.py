@@ -362,3 +362,28 @@ def test_any_members_round_trip(members: dict[str, bytes], compress: bool | None
     assert [m["path"] for m in manifest["members"]] == list(members)
     for name, data in members.items():
         assert reader.read_bytes(name) == data
+
+
+def test_vector_state_cleaner_is_per_thread_and_cheap() -> None:
+    import threading
+    import time
+
+    from backups.archive.compress import clear_vector_state
+
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(2000):
+                clear_vector_state()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert time.perf_counter() - start < 2
