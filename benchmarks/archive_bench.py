@@ -245,6 +245,22 @@ def corpus_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".corpus.json")
 
 
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes.
+
+    VmHWM rather than ``ru_maxrss``: Linux carries ``ru_maxrss`` over from the parent across
+    fork + exec, so a child of a large parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _child_write(listing: Path, corpus: Path, out: Path, workers: int | None) -> None:
     """Subprocess body: write the archive, print elapsed seconds and peak RSS as JSON."""
     from backups.archive import ArchiveWriter
@@ -258,9 +274,7 @@ def _child_write(listing: Path, corpus: Path, out: Path, workers: int | None) ->
     elapsed = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
-    print(
-        json.dumps({"elapsed": elapsed, "bytes": summary.bytes_written, "peak_rss": usage.ru_maxrss * 1024, "cpu": cpu})
-    )
+    print(json.dumps({"elapsed": elapsed, "bytes": summary.bytes_written, "peak_rss": _peak_rss(), "cpu": cpu}))
 
 
 def _child_extract(archive: Path, dest: Path, workers: int | None) -> None:
@@ -273,7 +287,7 @@ def _child_extract(archive: Path, dest: Path, workers: int | None) -> None:
     elapsed = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
-    print(json.dumps({"elapsed": elapsed, "peak_rss": usage.ru_maxrss * 1024, "cpu": cpu}))
+    print(json.dumps({"elapsed": elapsed, "peak_rss": _peak_rss(), "cpu": cpu}))
 
 
 def _run_child(*args: str) -> dict[str, float]:
