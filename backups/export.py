@@ -7,12 +7,13 @@ import json
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.core.files.storage import Storage, default_storage
 from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import Sum
 from django.utils import timezone
 
 import backupsvc
@@ -53,7 +54,7 @@ def estimate(organization: Organization, scope: ds.Scope, keys: list[str]) -> tu
                 rows += spec.queryset(organization, scope).count()
     file_bytes = 0
     if "documents" in keys:
-        file_bytes = sum(ds._versions(organization, scope).values_list("size", flat=True))
+        file_bytes = ds._versions(organization, scope).aggregate(total=Sum("size"))["total"] or 0
     return rows, file_bytes
 
 
@@ -78,9 +79,12 @@ def write_archive(
     keys = ds.resolve(datasets)
     items_done = 0
     row_counts: dict[str, dict[str, int]] = {}
-    catalog: list[CatalogEntry] = []
+    # The catalog and the document index grow with the tenant: keep the catalog on disk (a
+    # spooled temp file) and the index as small tuples, so memory stays nearly flat.
+    catalog = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)  # noqa: SIM115 - closed below
+    catalog_count = 0
     ou_names = dict(OrganisationalUnit.objects.filter(organization=organization).values_list("pk", "name"))
-    documents: dict[int, dict[str, Any]] = {}
+    documents: dict[int, tuple[str, str, str, int]] = {}
 
     def report(bytes_done: int) -> None:
         if progress is not None:
@@ -111,19 +115,19 @@ def write_archive(
                             with storage.open(stored, "rb") as src:
                                 writer.add_stream(member_name, src, size=_size_or_none(src))
                             if spec.key == "document_version":
-                                doc = documents.get(row["document"], {})
-                                catalog.append(
-                                    CatalogEntry(
-                                        title=f"{doc.get('reference', '')} {doc.get('title', '')}".strip(),
-                                        ou=ou_names.get(doc.get("ou"), ""),
-                                        status=doc.get("status", ""),
-                                        version=str(row.get("number", "")),
-                                        size=int(row.get("size") or 0),
-                                        member=member_name,
-                                    )
-                                )
+                                ref, doc_title, doc_status, doc_ou = documents.get(row["document"], ("", "", "", 0))
+                                entry = [
+                                    f"{ref} {doc_title}".strip(),
+                                    ou_names.get(doc_ou, ""),
+                                    doc_status,
+                                    str(row.get("number", "")),
+                                    int(row.get("size") or 0),
+                                    member_name,
+                                ]
+                                catalog.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+                                catalog_count += 1
                         if spec.key == "document":
-                            documents[row["id"]] = {k: row[k] for k in ("reference", "title", "status", "ou")}
+                            documents[row["id"]] = (row["reference"], row["title"], row["status"], row["ou"])
                         member.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
                         count += 1
                         items_done += 1
@@ -135,11 +139,12 @@ def write_archive(
                         shutil.copyfileobj(staging, member, 1024 * 1024)
                     staging.close()
                 row_counts[key][spec.key] = count
+        documents.clear()
         with writer.open_member("index.html") as member:
-            for chunk in render_html(catalog, title=f"{organization.name} backup"):
+            for chunk in render_html(_catalog_entries(catalog), title=f"{organization.name} backup"):
                 member.write(chunk)
         with writer.open_member("index.csv") as member:
-            for chunk in render_csv(catalog):
+            for chunk in render_csv(_catalog_entries(catalog)):
                 member.write(chunk)
         manifest = {
             "app_version": backupsvc.__version__,
@@ -176,14 +181,24 @@ def write_archive(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        catalog.close()
     return ExportResult(
         bytes_written=summary.bytes_written,
         sha256=summary.sha256,
         row_counts=row_counts,
         document_count=row_counts.get("documents", {}).get("document", 0),
         manifest=manifest,
-        catalog_entries=len(catalog),
+        catalog_entries=catalog_count,
     )
+
+
+def _catalog_entries(staging: Any) -> Iterator[CatalogEntry]:
+    """Read the staged catalog back, one entry at a time."""
+    staging.seek(0)
+    for line in staging:
+        title, ou, status, version, size, member = json.loads(line)
+        yield CatalogEntry(title=title, ou=ou, status=status, version=version, size=size, member=member)
 
 
 def _size_or_none(stream: Any) -> int | None:
