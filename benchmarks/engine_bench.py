@@ -30,27 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def _env(work: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME")
-    }
-    env.update(
-        BACKUPSVC_VAR_DIR=str(work / "var"),
-        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-        MEDIA_ROOT=str(work / "media"),
-        BACKUP_DISPATCH_IMMEDIATELY="0",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+from benchmarks._common import manage as _manage  # noqa: E402
+from benchmarks._common import throwaway_env as _env  # noqa: E402
 
 
 def _measured(env: dict[str, str], *args: str) -> dict[str, float]:
