@@ -602,19 +602,3 @@ def resolve(keys: Iterable[str] | None) -> list[str]:
                 chosen.add(dep)
                 pending.append(dep)
     return [k for k in REGISTRY if k in chosen]
-
-
-def pulled_in(keys: Iterable[str]) -> dict[str, list[str]]:
-    """For the UI: which data sets a choice pulls in, and because of which chosen one."""
-    chosen = set(keys)
-    result: dict[str, list[str]] = {}
-    for key in resolve(chosen):
-        if key in chosen:
-            continue
-        result[key] = sorted(k for k in resolve(chosen) if key in REGISTRY[k].depends_on)
-    return result
-
-
-def document_specs() -> tuple[ModelSpec, ModelSpec]:
-    ds = REGISTRY["documents"]
-    return ds.models[0], ds.models[1]

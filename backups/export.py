@@ -20,7 +20,7 @@ import backupsvc
 from backups import datasets as ds
 from backups.archive import ArchiveWriter
 from backups.archive.catalog import CatalogEntry, render_csv, render_html
-from organizations.models import ControlledDocument, OrganisationalUnit, Organization
+from organizations.models import OrganisationalUnit, Organization
 
 SCHEMA_APPS = ("accounts", "organizations", "backups")
 
@@ -206,8 +206,3 @@ def _size_or_none(stream: Any) -> int | None:
         return int(stream.size)
     except (AttributeError, TypeError, ValueError, OSError):
         return None
-
-
-def document_statuses_label(scope: ds.Scope) -> str:
-    labels = dict(ControlledDocument.Status.choices)
-    return ", ".join(str(labels[s]) for s in scope.document_statuses()) or "none"

@@ -27,8 +27,3 @@ def unwrap_password(token: str) -> str:
         raise PasswordUnavailable(
             "The backup's password cannot be unwrapped: its key is no longer in BACKUP_KEYS."
         ) from exc
-
-
-def rewrap_password(token: str) -> str:
-    """Re-encrypt with the current first key (key rotation)."""
-    return _ring().rotate(token.encode("ascii")).decode("ascii")

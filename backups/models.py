@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -171,9 +170,6 @@ class Backup(models.Model):
         if self.progress_items_total:
             return min(100, int(100 * self.progress_items_done / self.progress_items_total))
         return 0
-
-    def download_expiry_for(self, completed_at: dt.datetime) -> dt.datetime:
-        return completed_at + settings.BACKUP_DOWNLOAD_LIFETIME
 
 
 class BackupEvent(models.Model):

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
@@ -128,7 +127,7 @@ def backup_request(
     password = password or generate_password()
     try:
         with transaction.atomic():
-            if Backup.objects.filter(organization=organization, status=Backup.Status.PENDING).exists():
+            if Backup.objects.pending().filter(organization=organization).exists():
                 raise BackupError("A backup of this organization is already pending.")
             backup = Backup.objects.create(
                 organization=organization,
@@ -194,7 +193,7 @@ def backup_claim(*, backup_id: int | None = None) -> Backup | None:
     re-checked in the UPDATE, so a redelivered task or a second worker gets nothing.
     """
     with transaction.atomic():
-        qs = Backup.objects.filter(status=Backup.Status.PENDING)
+        qs = Backup.objects.pending()
         if backup_id is not None:
             qs = qs.filter(pk=backup_id)
         candidate = qs.select_for_update(skip_locked=True).order_by("created_at", "pk").only("pk").first()
@@ -522,17 +521,13 @@ def _rotate_scheduled(schedule: BackupSchedule) -> None:
         backup_expire(backup=old)
 
 
-def backup_link(backup: Backup) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("backups:detail", args=[backup.pk])
-
-
 def backup_retry(*, backup: Backup, user: User | None, request: Any = None) -> Backup:
     """Queue a failed backup again with the same scope, data sets and (wrapped) password."""
     if backup.status != Backup.Status.FAILED:
         raise IllegalTransition(f"Only a failed backup can be retried; backup {backup.pk} is {backup.status}.")
     try:
         with transaction.atomic():
-            if Backup.objects.filter(organization=backup.organization, status=Backup.Status.PENDING).exists():
+            if Backup.objects.pending().filter(organization=backup.organization).exists():
                 raise BackupError("A backup of this organization is already pending.")
             retry = Backup.objects.create(
                 organization=backup.organization,

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.permissions import is_owner_or_admin, role_in
+from accounts.permissions import is_owner, is_owner_or_admin
 from backups import datasets as ds
 from backups.models import Backup
 from restores import engine, services
@@ -82,9 +82,11 @@ def restore_start(request: HttpRequest, backup_pk: int) -> HttpResponse:
         else:
             messages.success(request, "A code was sent to the Owner. Enter it below when you have it.")
             return redirect(restore)
-    waiting = Restore.objects.filter(
-        organization=org, status=Restore.Status.AWAITING_CODE, backup=backup, requested_by=request.user
-    ).first()
+    waiting = (
+        _restores(request)
+        .filter(organization=org, status=Restore.Status.AWAITING_CODE, backup=backup, requested_by=request.user)
+        .first()
+    )
     return render(
         request,
         "restores/start.html",
@@ -94,7 +96,7 @@ def restore_start(request: HttpRequest, backup_pk: int) -> HttpResponse:
             "problems": problems,
             "comparison": comparison(backup),
             "waiting": waiting,
-            "is_owner": role_in(request.user, org) == "owner",  # type: ignore[arg-type]
+            "is_owner": is_owner(request.user, org),  # type: ignore[arg-type]
         },
     )
 
