@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import wait_for_live_server_requests
+
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"))
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,6 +56,8 @@ def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-d
     page.js_errors = errors  # type: ignore[attr-defined]
     yield page
     context.close()
+    # Leave no request in flight for the next test of this process (see the helper).
+    wait_for_live_server_requests()
 
 
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,6 +77,21 @@ def database_url(alias: str = "default") -> str:
     raise RuntimeError(f"No DATABASE_URL for the {conn.vendor} backend.")
 
 
+def wait_for_live_server_requests(timeout: float = 10.0) -> None:
+    """Wait until no live-server request thread is running.
+
+    pytest-django's live server shares the in-memory SQLite connection with its request
+    threads, and each thread closes connections when its request ends. A request still in
+    flight after a browser test (an htmx poll, say) would otherwise close a connection that a
+    later test in this process is using.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any("process_request_thread" in t.name for t in threading.enumerate()):
+            return
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def sqlite_file_database(path: Path, alias: str = "default") -> Iterator[None]:
     """Move this process's in-memory SQLite test database to a file other processes can open.
@@ -92,6 +108,9 @@ def sqlite_file_database(path: Path, alias: str = "default") -> Iterator[None]:
         return
     if conn.in_atomic_block:
         raise RuntimeError("sqlite_file_database needs a transactional test (django_db(transaction=True)).")
+    # Once the connection points at a file, a live-server thread finishing a request would
+    # really close it under this test (an in-memory one it leaves open).
+    wait_for_live_server_requests()
     conn.ensure_connection()
     memory = conn.connection
     target = sqlite3.connect(path)
