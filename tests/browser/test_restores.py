@@ -3,18 +3,13 @@ into a new organization through the wizard."""
 
 from __future__ import annotations
 
-import email
 import re
-import socket
 import struct
-import time
 import zlib
 from collections.abc import Iterator
-from email.message import Message
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.files.base import ContentFile
 
 from backups.snapshot import logical_snapshot
@@ -26,60 +21,24 @@ from tests.backups.conftest import add_document, tenant  # noqa: F401 - fixtures
 from tests.browser.conftest import login, screenshot
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import _no_dispatch, full_backup, make_backup  # noqa: F401 - fixtures
+from tests.support.mail import Inbox, smtp_server, text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message delivered to it."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.original_content or envelope.content)
-        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, subject_start: str, timeout: float = 10) -> Message:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.messages:
-                if str(message["Subject"]).startswith(subject_start):
-                    return message
-            time.sleep(0.05)
-        raise AssertionError(f"no mail {subject_start!r}; got {[m['Subject'] for m in self.messages]}")
-
-
-def text_of(message: Message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")  # type: ignore[union-attr]
-    raise AssertionError("no text part")
 
 
 @pytest.fixture
 def smtp(settings) -> Iterator[Inbox]:  # type: ignore[no-untyped-def]
     """A real SMTP server on a free local port; Django sends to it over SMTP."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_TIMEOUT = 10
-    try:
+    with smtp_server() as inbox:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = inbox.port
+        settings.EMAIL_HOST_USER = ""
+        settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_USE_TLS = False
+        settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 10
         yield inbox
-    finally:
-        controller.stop()
 
 
 def run_worker_while(page: Any, restore_id: int) -> None:

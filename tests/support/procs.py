@@ -284,10 +284,26 @@ class Worker:
                 self.proc.wait(timeout=timeout)
 
 
-def start_worker(*, name: str, queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 1) -> Worker:
-    """``celery -A backupsvc worker`` on ``queue``, in its own process group, logging to a file."""
+def spawn(*, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> Worker:
+    """Start ``cmd`` in its own process group (so it and its children can be killed together),
+    logging to ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Worker(name, proc, log)
+
+
+def start_worker(*, name: str, queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 1) -> Worker:
+    """``celery -A backupsvc worker`` on ``queue``, in its own process group, logging to a file."""
     cmd = [
         sys.executable,
         "-m",
@@ -309,17 +325,7 @@ def start_worker(*, name: str, queue: str, env: dict[str, str], log_dir: Path, c
         "--loglevel",
         "INFO",
     ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Worker(name, proc, log)
+    return spawn(name=name, cmd=cmd, env=env, log_dir=log_dir)
 
 
 def wait_until(
