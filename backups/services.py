@@ -26,6 +26,7 @@ from backups.export import estimate, write_archive
 from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
+from backupsvc.lib.logcontext import log_context
 from organizations.models import Facility, OrganisationalUnit, Organization
 
 logger = logging.getLogger(__name__)
@@ -269,7 +270,13 @@ class _Heartbeat:
 
 
 def backup_run(*, backup: Backup, storage: Storage | None = None) -> Backup:
-    """Write the archive of a claimed (in-progress) backup and complete it, or fail it."""
+    """Write the archive of a claimed (in-progress) backup and complete it, or fail it.
+    Every log line written meanwhile carries the backup's id."""
+    with log_context(backup_id=backup.pk):
+        return _backup_run(backup, storage)
+
+
+def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
     from backups.keys import unwrap_password
 
     if backup.status != Backup.Status.IN_PROGRESS:

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from backups import services
+from backupsvc.lib.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -14,11 +15,12 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True, ignore_result=True)
 def run_backup(backup_id: int) -> None:
     """Run one backup now (dispatched at request time when BACKUP_DISPATCH_IMMEDIATELY)."""
-    backup = services.backup_claim(backup_id=backup_id)
-    if backup is None:
-        logger.info("backup %s: nothing to do (already taken, cancelled or gone)", backup_id)
-        return
-    services.backup_run(backup=backup)
+    with log_context(backup_id=backup_id):
+        backup = services.backup_claim(backup_id=backup_id)
+        if backup is None:
+            logger.info("backup %s: nothing to do (already taken, cancelled or gone)", backup_id)
+            return
+        services.backup_run(backup=backup)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backupsvc import health
 from organizations import views as org_views
 
 admin.site.site_header = "backupsvc operations"
@@ -13,4 +14,5 @@ urlpatterns = [
     path("backups/", include("backups.urls")),
     path("restores/", include("restores.urls")),
     path("admin/", admin.site.urls),
+    path("health/", health.health, name="health"),
 ]

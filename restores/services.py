@@ -30,6 +30,7 @@ from backups.importer import ImportResult, delete_files
 from backups.keys import PasswordUnavailable, unwrap_password, wrap_password
 from backups.models import Backup
 from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
+from backupsvc.lib.logcontext import log_context
 from organizations.models import Organization
 from restores import engine
 from restores.codes import code_digest, code_matches, generate_code, normalize
@@ -409,13 +410,15 @@ def _pre_restore_backup(restore: Restore) -> Backup:
 
 def restore_run(*, restore: Restore, storage: Storage | None = None) -> Restore:
     """Run a claimed (running) restore to completion or failure. Never raises for a restore
-    that fails: the failure is recorded, and the organization is left as it was."""
+    that fails: the failure is recorded, and the organization is left as it was. Every log line
+    written meanwhile carries the restore's id (and the pre-restore backup's, while it runs)."""
     if restore.status != Restore.Status.RUNNING:
         raise RestoreError(f"Restore {restore.pk} is {restore.status}, not running.")
     storage = storage or default_storage
-    if restore.kind == Restore.Kind.IN_PLACE:
-        return _run_in_place(restore, storage)
-    return _run_new_organization(restore, storage)
+    with log_context(restore_id=restore.pk):
+        if restore.kind == Restore.Kind.IN_PLACE:
+            return _run_in_place(restore, storage)
+        return _run_new_organization(restore, storage)
 
 
 def _run_in_place(restore: Restore, storage: Storage) -> Restore:

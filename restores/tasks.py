@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from backupsvc.lib.logcontext import log_context
 from restores import services
 
 logger = logging.getLogger(__name__)
@@ -14,11 +15,12 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True, ignore_result=True)
 def run_restore(restore_id: int) -> None:
     """Run one confirmed restore (queued by the code confirmation or the wizard)."""
-    restore = services.restore_claim(restore_id=restore_id)
-    if restore is None:
-        logger.info("restore %s: nothing to do (already taken, finished or gone)", restore_id)
-        return
-    services.restore_run(restore=restore)
+    with log_context(restore_id=restore_id):
+        restore = services.restore_claim(restore_id=restore_id)
+        if restore is None:
+            logger.info("restore %s: nothing to do (already taken, finished or gone)", restore_id)
+            return
+        services.restore_run(restore=restore)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -46,11 +48,12 @@ def verify_backup(backup_id: int, user_id: int | None = None) -> None:
     from backups.models import Backup
     from restores.verify import backup_verify_and_rehearse
 
-    backup = Backup.objects.filter(pk=backup_id, status=Backup.Status.COMPLETED).first()
-    if backup is None:
-        return
-    user = User.objects.filter(pk=user_id).first() if user_id else None
-    backup_verify_and_rehearse(backup=backup, user=user)
+    with log_context(backup_id=backup_id):
+        backup = Backup.objects.filter(pk=backup_id, status=Backup.Status.COMPLETED).first()
+        if backup is None:
+            return
+        user = User.objects.filter(pk=user_id).first() if user_id else None
+        backup_verify_and_rehearse(backup=backup, user=user)
 
 
 @shared_task(ignore_result=True)
