@@ -9,6 +9,8 @@ Celery workers on Redis, archives in S3 over HTTP and mail read from an SMTP ser
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import json
 import re
@@ -16,9 +18,10 @@ from typing import Any
 
 import pytest
 import requests
+from django.utils import timezone
 
 from backups.archive import ArchiveReader
-from backups.models import Backup
+from backups.models import Backup, BackupSchedule
 from backups.snapshot import logical_snapshot
 from organizations import models as om
 from restores.models import Restore
@@ -146,3 +149,112 @@ def test_in_place_restore_with_the_emailed_code(stack: Stack, tenant) -> None:  
     safety = Backup.objects.filter(organization=tenant.org).exclude(pk=backup.pk).get()
     assert safety.status == Backup.Status.COMPLETED and safety.file.name in stack.object_keys("backups/")
     assert text_by_testid(admin.get(f"/restores/{restore.pk}/").text, "restore-status") == "Completed"
+
+
+def test_wizard_restore_from_an_uploaded_file(stack: Stack, tenant) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    stack.start_worker("worker-1")
+    stack.start_beat()
+    owner = stack.client()
+    owner.login(tenant.owner.email, DEMO_PASSWORD)
+    backup, password = request_backup(stack, owner, "To move", include_inactive="on")
+    body = download(stack, owner, backup)
+    source = logical_snapshot(tenant.org)
+    organizations = om.Organization.objects.count()
+
+    admin = stack.client()
+    admin.login(tenant.site_admin.email, DEMO_PASSWORD)
+    admin.get("/restores/wizard/?new=1")
+    upload = admin.get("/restores/wizard/upload/")
+    profile = admin.submit(
+        admin.form(upload, 'enctype="multipart/form-data"'),
+        expect=200,
+        files={"file": ("acme-backup.zip", body, "application/zip")},
+        password=password,
+    )
+    assert "The file was verified: every check and hash passed." in profile.text
+    # The uploaded file went to the S3 store, not to the web server's disk.
+    assert any(key.startswith("restore-uploads/") for key in stack.object_keys())
+    regulations = admin.submit(
+        admin.form(profile, 'enctype="multipart/form-data"'), expect=200, name="Acme (moved)", slug="acme-moved"
+    )
+    confirm = admin.submit(admin.form(regulations, 'data-testid="wizard-next"'), expect=200)
+    assert "Acme (moved)" in text_by_testid(confirm.text, "wizard-summary") or "Acme (moved)" in confirm.text
+    page = admin.submit(admin.form(confirm, 'data-testid="wizard-create"'), expect=200)
+    assert "The organization is being created from the backup." in page.text
+
+    restore = Restore.objects.get(kind=Restore.Kind.NEW_ORGANIZATION)
+    done = stack.wait(
+        lambda: finished(Restore, restore.pk, Restore.Status.COMPLETED, Restore.Status.FAILED), 120, "wizard restore"
+    )
+    assert done.status == Restore.Status.COMPLETED, f"{done.failure_reason}\n{stack.logs()}"
+    new = om.Organization.objects.get(slug="acme-moved")
+    assert new.name == "Acme (moved)"
+    assert logical_snapshot(new) == source
+    assert om.Organization.objects.count() == organizations + 1
+    # The new organization's document files are real objects in the store, byte for byte.
+    from django.core.files.storage import default_storage
+
+    for version in om.DocumentVersion.objects.filter(document__organization=new):
+        assert version.file.name in stack.object_keys("documents/")
+        with default_storage.open(version.file.name, "rb") as copy:
+            assert hashlib.sha256(copy.read()).hexdigest() == version.sha256
+
+
+def test_schedules_and_expiry_with_the_clock_moved(stack: Stack, tenant) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    owner = stack.client()
+    owner.login(tenant.owner.email, DEMO_PASSWORD)
+    new = owner.get("/backups/schedules/new/")
+    page = owner.submit(
+        owner.form(new, "data-schedule-form"),
+        expect=200,
+        name="Nightly",
+        frequency="daily",
+        time_of_day="02:00",
+        keep_last=2,
+    )
+    assert "Nightly" in page.text
+    schedule = BackupSchedule.objects.get(organization=tenant.org)
+    assert schedule.next_run_at is not None
+    first_run = schedule.next_run_at
+
+    def day(n: int) -> float:
+        """Seconds from now to a minute after the n-th run of the schedule (n = 0: the first)."""
+        return (first_run - timezone.now()).total_seconds() + n * DAY + 60
+
+    # Three nights pass: each night beat's run_schedules reaches a worker living that night.
+    made: list[Backup] = []
+    for night in range(3):
+        worker = stack.start_worker(f"night-{night}", clock_shift=day(night))
+        stack.send("backups.tasks.run_schedules")
+        backup = stack.wait(
+            lambda: (
+                Backup.objects.filter(schedule=schedule, status=Backup.Status.COMPLETED)
+                .exclude(pk__in=[b.pk for b in made])
+                .first()
+            ),
+            90,
+            f"the scheduled backup of night {night}",
+        )
+        made.append(backup)
+        assert backup.kind == Backup.Kind.SCHEDULED and backup.requested_by is None
+        assert abs((backup.completed_at - (first_run + dt.timedelta(days=night))).total_seconds()) < 600
+        stack.stop(worker.name)
+    # keep_last=2: the first night's backup was expired when the third completed.
+    for b in made:
+        b.refresh_from_db()
+    assert [b.status for b in made] == [Backup.Status.EXPIRED, Backup.Status.COMPLETED, Backup.Status.COMPLETED]
+    assert stack.object_keys("backups/") == {made[1].file.name, made[2].file.name}
+
+    # Past the download period, the expiry job deletes the files and keeps the records.
+    later = (made[2].download_expires_at - timezone.now()).total_seconds() + 120
+    stack.start_worker("after-the-download-period", clock_shift=later)
+    stack.send("backups.tasks.expire_due")
+    stack.wait(
+        lambda: not Backup.objects.filter(schedule=schedule, status=Backup.Status.COMPLETED).exists(), 60, "expiry"
+    )
+    assert stack.object_keys("backups/") == set()
+    assert Backup.objects.filter(schedule=schedule, status=Backup.Status.EXPIRED).count() == 3
+    listing = owner.get("/backups/?status=expired")
+    assert len(re.findall(r'data-testid="status-badge"[^>]*>Expired<', listing.text)) == 3
+    gone = owner.get(f"/backups/{made[2].pk}/download/", expect=None, follow=False)
+    assert gone.status_code == 410 and "Location" not in gone.headers

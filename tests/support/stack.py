@@ -55,6 +55,7 @@ class Stack:
     web_port: int = field(default_factory=free_port)
     bucket: str = "backupsvc-e2e"
     processes: dict[str, Worker] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)  # stopped on purpose: not a failure in wait()
     redis_persistent: bool = False
 
     # ------------------------------------------------------------------ configuration
@@ -121,12 +122,14 @@ class Stack:
             raise RuntimeError(f"{name} is already running")
         proc = spawn(name=name, cmd=cmd, env=env or self.env(), log_dir=self.tmp / "logs")
         self.processes[name] = proc
+        self.stopped.discard(name)
         return proc
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.processes.get(name)
         if proc is None:
             return
+        self.stopped.add(name)
         if sig == signal.SIGTERM:
             proc.stop()
         else:
@@ -197,7 +200,8 @@ class Stack:
         Broker(self.redis_url, {}).send(task, queue=queue)
 
     def wait(self, predicate: Any, timeout: float, what: str) -> Any:
-        return wait_until(predicate, timeout, what, [p for p in self.processes.values() if p.name != "redis"])
+        watched = [p for p in self.processes.values() if p.name != "redis" and p.name not in self.stopped]
+        return wait_until(predicate, timeout, what, watched)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.output()}" for p in self.processes.values())
