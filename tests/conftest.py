@@ -72,3 +72,27 @@ def cast(db) -> Cast:  # type: ignore[no-untyped-def]
     other_owner = f.UserFactory(email="owner@other.test")
     f.MembershipFactory(user=other_owner, organization=other_org, role=Membership.Role.OWNER)
     return Cast(org, ou_a, ou_b, owner, admin, editor, editor_a, member, site_admin, other_org, other_owner)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which real services this run uses, so a CI log shows them."""
+    import importlib.metadata as md
+    import os
+    import shutil
+    import subprocess
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    lines = [f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''} {db.get('NAME')}".rstrip()]
+    redis = shutil.which("redis-server")
+    if redis:
+        version = subprocess.run([redis, "--version"], capture_output=True, text=True, timeout=10).stdout.split()
+        lines.append(f"redis-server: {next((v for v in version if v.startswith('v=')), '?')} ({redis})")
+    else:
+        lines.append("redis-server: not installed (the end-to-end and Redis fault tests need it)")
+    if os.environ.get("TEST_REDIS_URL"):
+        lines.append(f"shared Redis for worker tests: {os.environ['TEST_REDIS_URL']}")
+    peers = ", ".join(f"{p} {md.version(p)}" for p in ("moto", "aiosmtpd", "gunicorn", "celery", "playwright"))
+    lines.append(f"started by the tests: {peers}; browser: {shutil.which('chromium') or 'not installed'}")
+    return lines
