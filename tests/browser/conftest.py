@@ -58,6 +58,9 @@ def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-d
     context.close()
     # Leave no request in flight for the next test of this process (see the helper).
     wait_for_live_server_requests()
+    # Every page works under the Content-Security-Policy: chromium reports each refusal.
+    refused = [e for e in errors if "Content Security Policy" in e]
+    assert not refused, f"the page broke the Content-Security-Policy: {refused}"
 
 
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

@@ -151,10 +151,10 @@ class Stack:
         wait_for_port(self.s3_port, what="moto_server")
         self.s3_client().create_bucket(Bucket=self.bucket)
 
-    def start_web(self) -> None:
+    def start_web(self, **extra_env: str) -> None:
         cmd = [sys.executable, "-m", "gunicorn", "backupsvc.wsgi:application", "--bind", f"127.0.0.1:{self.web_port}"]
         cmd += ["--workers", "2", "--timeout", "120", "--access-logfile", "-", "--chdir", str(ROOT)]
-        proc = self._start("web", cmd)
+        proc = self._start("web", cmd, env=self.env(**extra_env))
         wait_for_port(self.web_port, timeout=60, what=f"gunicorn (log: {proc.log})")
 
     def start_worker(self, name: str = "worker", *, clock_shift: float = 0, concurrency: int = 1) -> Worker:
