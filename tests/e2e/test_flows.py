@@ -73,6 +73,10 @@ def test_request_queue_complete_email_download_and_open(stack: Stack, tenant) ->
     stack.start_worker("worker-1")
     stack.start_worker("worker-2")
     stack.start_beat()
+    # A load balancer's probe, over plain HTTP and without a session: every peer answers.
+    health = requests.get(stack.base_url + "/health/", timeout=30)
+    assert health.status_code == 200, health.text
+    assert all(health.json()["checks"][name]["ok"] for name in ("database", "broker", "storage")), health.text
     web = stack.client()
     web.login(tenant.owner.email, DEMO_PASSWORD)
     assert "Strict-Transport-Security" in web.get("/backups/").headers
