@@ -1,5 +1,6 @@
 """Operators see restores, their codes (as HMACs only) and uploads; they can end a stuck
-maintenance window. Nothing here can reveal or create a code."""
+maintenance window and unlock a request locked after too many wrong codes. Nothing here can
+reveal or create a code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.services import audit_log
+from restores import services
 from restores.maintenance import maintenance_off
 from restores.models import Restore, RestoreCode, RestoreUpload
 
@@ -32,7 +34,7 @@ class RestoreAdmin(admin.ModelAdmin):
     search_fields = ("organization__name", "requested_by__email")
     readonly_fields = [f.name for f in Restore._meta.fields]
     inlines = [RestoreCodeInline]
-    actions = ["end_maintenance"]
+    actions = ["end_maintenance", "unlock"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -48,6 +50,26 @@ class RestoreAdmin(admin.ModelAdmin):
                 )
                 ended += 1
         messages.info(request, f"Maintenance ended for {ended} organization(s). Running restores are left alone.")
+
+    @admin.action(description="Unlock locked requests (the requester asks the Owner for a new code)")
+    def unlock(self, request: HttpRequest, queryset: QuerySet[Restore]) -> None:
+        unlocked = skipped = 0
+        for restore in queryset.order_by("pk"):
+            if restore.status != Restore.Status.LOCKED:
+                skipped += 1
+                continue
+            try:
+                services.restore_unlock(restore=restore, user=request.user, request=request)  # type: ignore[arg-type]
+            except services.RestoreError as exc:
+                self.message_user(request, f"Not unlocked: {exc}", messages.ERROR)
+            else:
+                unlocked += 1
+        self.message_user(
+            request,
+            f"{unlocked} restore request(s) unlocked: codes sent before no longer work, and the requester can ask "
+            f"for a new code, which goes to the Owner. {skipped} skipped because they were not locked.",
+            messages.SUCCESS if unlocked else messages.WARNING,
+        )
 
 
 @admin.register(RestoreUpload)

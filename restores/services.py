@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.services import audit_log
+from accounts.services import audit_log, notification_send
 from backups.archive import ArchiveError
 from backups.archive.manifest import check_schema
 from backups.export import current_schema
@@ -303,6 +303,68 @@ def restore_cancel(*, restore: Restore, user: User, request: Any = None) -> Rest
         restore.refresh_from_db()
         audit_log(action="restore.cancel", actor=user, organization=org, obj=restore, request=request)
     return restore
+
+
+def restore_unlock(*, restore: Restore, user: User | None = None, request: Any = None) -> Restore:
+    """Reopen a request locked after too many wrong entries (operators, in the Django admin).
+
+    The request waits for a code again with its count of wrong entries back at zero, and every
+    code sent for it is retired first: no code sent before the lock works again. The requester
+    asks for a new code, which goes to the Owner as always, so the restore still needs the
+    Owner's code. Refused (``RestoreError``) unless the request is locked, its requester may
+    still restore from its backup, and no other request of the organization waits for a code.
+    """
+    try:
+        with transaction.atomic():
+            current = Restore.objects.select_for_update().get(pk=restore.pk)
+            if current.status != Restore.Status.LOCKED:
+                raise RestoreError(f"Restore #{current.pk} is {current.get_status_display().lower()}, not locked.")
+            org, requester, backup = current.organization, current.requested_by, current.backup
+            if org is None or requester is None or backup is None:
+                raise RestoreError(f"Restore #{current.pk}: its organization, requester or backup is gone.")
+            restorable = Backup.objects.visible_to(requester).filter(pk=backup.pk, status=Backup.Status.COMPLETED)
+            if not may_restore_in_place(requester, org) or not restorable.exclude(file="").exists():
+                raise RestoreError(
+                    f"Restore #{current.pk}: {requester} may no longer restore this organization from its backup."
+                )
+            if Restore.objects.filter(organization=org, status=Restore.Status.AWAITING_CODE).exists():
+                raise RestoreError(f"Restore #{current.pk}: another request of {org} is waiting for a code.")
+            now = timezone.now()
+            retired = RestoreCode.objects.filter(restore=current, used_at__isnull=True, expires_at__gt=now).update(
+                expires_at=now
+            )
+            details = {
+                "attempts": current.attempts,
+                "locked_at": current.locked_at.isoformat() if current.locked_at else None,
+                "codes_retired": retired,
+            }
+            Restore.objects.filter(pk=current.pk, status=Restore.Status.LOCKED).update(
+                status=Restore.Status.AWAITING_CODE, attempts=0, locked_at=None
+            )
+            current.refresh_from_db()
+            audit_log(
+                action="restore.unlock", actor=user, organization=org, obj=current, request=request, details=details
+            )
+            body = (
+                f"An operator reopened the restore request of {requester} that was locked after "
+                f"{details['attempts']} wrong entries. Codes sent before no longer work; a new one goes to the Owner."
+            )
+            owner = owner_of(org)
+            for recipient in {u.pk: u for u in (owner, requester) if u is not None}.values():
+                notification_send(
+                    user=recipient,
+                    organization=org,
+                    title=f"Restore request #{current.pk} unlocked",
+                    body=body,
+                    url=current.get_absolute_url(),
+                    level="warning",
+                )
+    except IntegrityError as exc:  # another request was opened at the same moment
+        raise RestoreError(
+            f"Restore #{restore.pk}: another request of this organization is waiting for a code."
+        ) from exc
+    logger.info("restore %s unlocked by %s", current.pk, user.pk if user else None)
+    return current
 
 
 # ----------------------------------------------------------------------------------------------

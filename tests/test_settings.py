@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,47 @@ def test_embedded_mode_generates_secrets_once_under_var(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert (var / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_production_settings_and_headers_are_https_only(tmp_path: Path) -> None:
+    """The effective production settings, and what a response of the app carries behind the
+    TLS proxy. (Full pages need collectstatic's manifest in production; the end-to-end suite
+    serves them through gunicorn. A login redirect goes through every middleware just the same.)"""
+    code = """
+import json
+from django.conf import settings
+from django.test import Client
+client = Client()
+host = "backups.example.com"
+secure = client.get("/backups/", HTTP_HOST=host, HTTP_X_FORWARDED_PROTO="https")
+plain = client.get("/backups/", HTTP_HOST=host)
+print(json.dumps({
+    "settings": {name: getattr(settings, name) for name in (
+        "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_PROXY_SSL_HEADER")},
+    "secure": [secure.status_code, dict(secure.headers)],
+    "plain": [plain.status_code, dict(plain.headers)],
+}))
+"""
+    result = _manage(["shell", "--no-imports", "-c", code], _production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    effective = report["settings"]
+    assert effective["DEBUG"] is False
+    assert effective["SESSION_COOKIE_SECURE"] is True and effective["CSRF_COOKIE_SECURE"] is True
+    assert effective["SECURE_SSL_REDIRECT"] is True
+    assert effective["SECURE_HSTS_SECONDS"] >= 31536000 and effective["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert effective["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+    status, headers = report["secure"]
+    assert status == 302 and headers["Location"] == "/accounts/login/?next=/backups/"
+    hsts = headers["Strict-Transport-Security"]
+    assert hsts.startswith("max-age=") and int(hsts.split(";")[0].removeprefix("max-age=")) >= 31536000
+    assert "includeSubDomains" in hsts
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+
+    # Plain HTTP is sent to HTTPS before the app answers.
+    status, headers = report["plain"]
+    assert status == 301 and headers["Location"] == "https://backups.example.com/backups/"
