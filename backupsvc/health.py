@@ -139,22 +139,47 @@ def check_storage(timeout: float) -> None:
         return
     bucket_name = getattr(storage, "bucket_name", None)
     if bucket_name:
-        from botocore.config import Config
-
-        config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1, "mode": "standard"})
-        if getattr(storage, "client_config", None) is not None:
-            config = storage.client_config.merge(config)
-        client = storage._create_session().client(
-            "s3",
-            region_name=storage.region_name,
-            use_ssl=storage.use_ssl,
-            endpoint_url=storage.endpoint_url,
-            verify=storage.verify,
-            config=config,
-        )
-        client.head_bucket(Bucket=bucket_name)
+        _s3_client(storage, timeout).head_bucket(Bucket=bucket_name)
         return
     storage.exists(PROBE_KEY)
+
+
+_s3_clients: dict[tuple[Any, ...], Any] = {}
+_s3_clients_lock = threading.Lock()
+
+
+def _s3_client(storage: Any, timeout: float) -> Any:
+    """A client for the storage's bucket with the probe's short timeouts and no retries, made
+    once per process and configuration (making a boto3 client takes most of a second)."""
+    from botocore.config import Config
+
+    key = (
+        storage.endpoint_url,
+        storage.region_name,
+        storage.access_key,
+        storage.secret_key,
+        storage.security_token,
+        storage.session_profile,
+        storage.use_ssl,
+        str(storage.verify),
+        timeout,
+    )
+    with _s3_clients_lock:
+        if key not in _s3_clients:
+            config = Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1, "mode": "standard"}
+            )
+            if getattr(storage, "client_config", None) is not None:
+                config = storage.client_config.merge(config)
+            _s3_clients[key] = storage._create_session().client(
+                "s3",
+                region_name=storage.region_name,
+                use_ssl=storage.use_ssl,
+                endpoint_url=storage.endpoint_url,
+                verify=storage.verify,
+                config=config,
+            )
+        return _s3_clients[key]
 
 
 def job_ages() -> dict[str, int | None]:
