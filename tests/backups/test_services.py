@@ -295,3 +295,16 @@ def test_a_backup_whose_ous_were_all_deleted_is_only_for_whole_organization_user
     backup.ous.clear()  # e.g. the OU was removed since
     assert backup not in Backup.objects.visible_to(tenant.editor_a)
     assert backup in Backup.objects.visible_to(tenant.owner)
+
+
+def test_plain_text_mail_shows_names_as_written(tenant) -> None:  # type: ignore[no-untyped-def]
+    """Subjects and text bodies are not HTML: "&" stays "&" (the HTML part escapes it)."""
+    tenant.org.name = "Smith & Jones <Legal>"
+    tenant.org.save()
+    services.backup_request(organization=tenant.org, requested_by=tenant.owner, label="Q&A")
+    assert services.process_queue() == 1
+    sent = mail.outbox[-1]
+    assert sent.subject == "Backup completed: Q&A (Smith & Jones <Legal>)"
+    assert 'The backup "Q&A" of Smith & Jones <Legal> is ready.' in sent.body
+    html = sent.alternatives[0].content if hasattr(sent.alternatives[0], "content") else sent.alternatives[0][0]
+    assert "Smith &amp; Jones &lt;Legal&gt;" in html
