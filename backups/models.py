@@ -46,7 +46,10 @@ class BackupQuerySet(models.QuerySet["Backup"]):
                 visible |= in_org
             else:
                 visible |= in_org & explicit
-        return self.filter(visible).distinct()
+        # No DISTINCT: every condition above is on the backup's own columns or a subquery, so no
+        # row can repeat; DISTINCT over these wide rows (JSON columns included) cost more than the
+        # list page's query itself. Filters that join a multi-valued relation add their own.
+        return self.filter(visible)
 
     def pending(self) -> BackupQuerySet:
         return self.filter(status=Backup.Status.PENDING)
