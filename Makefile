@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark prod-local help
+.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark loadtest prod-local help
 
 help:
 	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
 	@echo "make test   - install and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 	@echo "make lint   - ruff check and format check"
 	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make loadtest - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
 	@echo "make prod-local - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
 
 $(STAMP): requirements.txt
@@ -53,6 +54,10 @@ format: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
 	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
+loadtest: $(STAMP)
+	$(BIN)/python benchmarks/load_bench.py --results
 
 prod-local: $(STAMP)
 	scripts/prod_local.sh

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import wait_for_quiet  # noqa: E402
+
 PASSWORD = "bench-Password-1234-abcd"  # noqa: S105 - a throwaway benchmark password
 
 # File types of the incompressible share, with a plausible magic prefix each.
@@ -313,22 +315,6 @@ def _seven_zip() -> str:
     raise SystemExit("7-Zip is needed: apt-get install -y 7zip")
 
 
-def _cpu_pressure() -> float:
-    """Share of the last 10 s in which some task waited for a CPU (Linux PSI), else the load average."""
-    try:
-        with open("/proc/pressure/cpu") as f:
-            return float(f.readline().split()[1].split("=")[1])
-    except (OSError, IndexError, ValueError):
-        return os.getloadavg()[0] * 50
-
-
-def _wait_for_quiet(limit: float) -> None:
-    """On a shared machine, wait (bounded) until other processes leave the CPUs alone."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and _cpu_pressure() > 5:
-        time.sleep(2)
-
-
 def main() -> None:
     """Run the benchmark and print a markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -364,7 +350,7 @@ def main() -> None:
     rounds: list[dict[str, float]] = []
     for _ in range(args.repeat):
         # One round = both tools back to back, so both see the same machine load.
-        _wait_for_quiet(args.quiet_wait)
+        wait_for_quiet(args.quiet_wait)
         load = os.getloadavg()[0]
         for path in (ours, theirs):
             path.unlink(missing_ok=True)

@@ -18,10 +18,7 @@ backup for a tenant four times larger to compare peak RSS. Prints a markdown blo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +30,7 @@ PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import machine  # noqa: E402
 from benchmarks._common import manage as _manage  # noqa: E402
 from benchmarks._common import throwaway_env as _env  # noqa: E402
 
@@ -130,13 +128,6 @@ def run_size(work: Path, gigabytes: float, documents: int, *, peer: bool) -> dic
         dest7 = work / "7z-x"
         out["7z_x_s"] = _timed([seven, "x", f"-p{password}", f"-o{dest7}", str(peer_zip)], work)
     return out
-
-
-def machine() -> str:
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as fh:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
-    return f"{platform.node()} · {os.cpu_count()} CPUs · {cpu} · Python {platform.python_version()} · {platform.platform()}"
 
 
 def report(rows: list[dict[str, float]], command: str) -> str:
