@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +35,18 @@ def _rows(reader: ArchiveReader, name: str) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def _saver(storage: Storage) -> Any:
+def in_folder(name: str, folder: str) -> str:
+    """``documents/<id>`` stored in ``folder``: ``documents/<folder>/<id>`` (unchanged without one)."""
+    if not folder:
+        return name
+    head, tail = posixpath.split(name)
+    return posixpath.join(head, folder, tail)
+
+
+def _saver(storage: Storage, folder: str = "") -> Any:
     def save(fld: models.FileField, stream: Any, hint: str) -> str:
         name = fld.generate_filename(None, hint or "file")
-        return storage.save(name, stream)
+        return storage.save(in_folder(name, folder), stream)
 
     return save
 
@@ -49,18 +58,21 @@ def import_archive(
     datasets: list[str] | None = None,
     storage: Storage | None = None,
     result: ImportResult | None = None,
+    folder: str = "",
 ) -> ImportResult:
     """Create the archive's rows (all its data sets, or the given ones) in ``organization``.
 
     Files are written to storage as they come; their names are collected in the result (also
-    when this raises) so a caller can delete them after a rollback.
+    when this raises) so a caller can delete them after a rollback. With ``folder`` they go
+    into that folder of their kind's (``documents/<folder>/...``), where a caller that died
+    before it could delete them can still find them.
     """
     storage = storage or default_storage
     result = result if result is not None else ImportResult()
     manifest = reader.manifest
     in_archive = manifest.get("scope", {}).get("datasets") or []
     keys = [k for k in ds.resolve(datasets or in_archive) if k in in_archive]
-    ctx = ds.ImportContext(organization=organization, open_member=reader.open, save_file=_saver(storage))
+    ctx = ds.ImportContext(organization=organization, open_member=reader.open, save_file=_saver(storage, folder))
     # Share the list so that files stored before a failure are still reported.
     ctx.stored_files = result.stored_files
     for key in keys:

@@ -225,14 +225,17 @@ def _open_sink(storage: Storage, name: str) -> BinaryIO:
     return open(path, "xb")
 
 
-def _delete_quietly(storage: Storage, name: str) -> None:
+def _delete_quietly(storage: Storage, name: str) -> bool:
     """Remove a (partial) archive. On S3, also abort an unfinished multipart upload: a worker
-    killed mid-upload leaves parts that no object delete removes (and that are billed)."""
+    killed mid-upload leaves parts that no object delete removes (and that are billed).
+    Returns False when the storage could not be asked (it is unavailable): something may be left."""
     if not name:
-        return
+        return True
+    removed = True
     try:
         storage.delete(name)
     except Exception:
+        removed = False
         logger.warning("could not delete stored file of a failed backup: %s", name, exc_info=True)
     bucket = getattr(storage, "bucket", None)
     if bucket is not None:
@@ -242,7 +245,9 @@ def _delete_quietly(storage: Storage, name: str) -> None:
                 if upload.object_key == key:
                     upload.abort()
         except Exception:
+            removed = False
             logger.warning("could not abort the multipart upload of %s", name, exc_info=True)
+    return removed
 
 
 class _Heartbeat:
@@ -324,17 +329,38 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
         backup.refresh_from_db()
         return backup
     except Exception as exc:
-        _delete_quietly(storage, name)
+        removed = _delete_quietly(storage, name)
         logger.exception("backup %s failed", backup.pk)
-        return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
+        return backup_fail(backup=backup, reason=_reason(exc), file_removed=removed)
     return backup_complete(backup=backup, result=result, name=name)
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    if isinstance(exc, OSError) and exc.errno is not None:
-        text = f"Storage error: {exc.strerror or text}"
+    """The failure as the user reads it. A storage failure (also one the archive writer wrapped)
+    says so, without the store's address or the object's key, which botocore's messages carry."""
+    storage = _storage_failure(exc)
+    text = storage or str(exc).strip() or exc.__class__.__name__
     return text[:1000]
+
+
+def _storage_failure(exc: BaseException) -> str | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return f"Storage error: {current.strerror or current}"
+        if isinstance(current, ClientError):
+            code = current.response.get("Error", {}).get("Code", "") or "an error"
+            return f"Storage error: the file storage refused the request ({code}). Try again later."
+        if isinstance(current, BotoCoreError):
+            return (
+                f"Storage error: the file storage could not be reached ({current.__class__.__name__}). Try again later."
+            )
+        current = current.__cause__  # explicit chaining only: a handled error is not the cause
+    return None
 
 
 def backup_complete(*, backup: Backup, result: Any, name: str) -> Backup:
@@ -376,20 +402,29 @@ def backup_complete(*, backup: Backup, result: Any, name: str) -> Backup:
 
 
 def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> Backup:
-    """Fail an in-progress backup: reason kept, partial file removed, new requests allowed."""
+    """Fail an in-progress backup: reason kept, partial file removed, new requests allowed.
+
+    The partial file (and an unfinished multipart upload) goes before the record forgets its
+    name, under the row lock: a process that dies in between (the sweep stopped mid-way) leaves
+    the backup in progress with its file still named for the next sweep, not an object that no
+    row points at. When the storage cannot be reached, the failed backup keeps the name and the
+    sweep removes the leftovers once it answers again."""
     with transaction.atomic():
         current = Backup.objects.select_for_update().get(pk=backup.pk)
         if current.status != Backup.Status.IN_PROGRESS:
             raise IllegalTransition(f"Only a backup in progress can fail; backup {backup.pk} is {current.status}.")
         name = current.file.name
+        if name and not file_removed:
+            file_removed = _delete_quietly(default_storage, name)
         Backup.objects.filter(pk=backup.pk).update(
-            status=Backup.Status.FAILED, failed_at=timezone.now(), failure_reason=reason, file=""
+            status=Backup.Status.FAILED,
+            failed_at=timezone.now(),
+            failure_reason=reason,
+            file="" if file_removed else name,
         )
         backup.refresh_from_db()
         _event(backup, Backup.Status.FAILED, reason)
         audit_log(action="backup.fail", organization=backup.organization, obj=backup, details={"reason": reason})
-    if name and not file_removed:
-        _delete_quietly(default_storage, name)
     logger.warning("backup %s failed: %s", backup.pk, reason)
     backup_notify_finished(backup)
     return backup
@@ -430,7 +465,8 @@ def backups_expire_due(*, now: Any = None) -> int:
 
 
 def backups_fail_stale(*, now: Any = None) -> int:
-    """Fail jobs whose worker stopped sending heartbeats (it died), so they can be requested again."""
+    """Fail jobs whose worker stopped sending heartbeats (it died), so they can be requested again;
+    remove the partial files that failed jobs left while the storage could not be reached."""
     now = now or timezone.now()
     cutoff = now - settings.BACKUP_HEARTBEAT_STALE_AFTER
     count = 0
@@ -446,6 +482,10 @@ def backups_fail_stale(*, now: Any = None) -> int:
             count += 1
         except IllegalTransition:
             continue
+    # Partial files of backups that failed while the storage could not be reached.
+    for failed in Backup.objects.filter(status=Backup.Status.FAILED).exclude(file=""):
+        if _delete_quietly(default_storage, failed.file.name):
+            Backup.objects.filter(pk=failed.pk, status=Backup.Status.FAILED).update(file="")
     return count
 
 

@@ -24,7 +24,7 @@ from accounts.models import Membership, OURoleAssignment, User
 from backups import datasets as ds
 from backups.archive import ArchiveReader
 from backups.export import current_schema
-from backups.importer import ImportResult, import_archive
+from backups.importer import ImportResult, import_archive, in_folder
 from backups.keys import unwrap_password
 from backups.models import Backup
 from backups.verify import archive_limits
@@ -302,12 +302,18 @@ class Replaced:
 
 
 def replace_organization_data(
-    *, organization: Organization, reader: Any, storage: Storage | None = None, result: ImportResult | None = None
+    *,
+    organization: Organization,
+    reader: Any,
+    storage: Storage | None = None,
+    result: ImportResult | None = None,
+    folder: str = "",
 ) -> Replaced:
     """Replace the organization's rows of the archive's data sets with the archive's.
 
     Call inside ``transaction.atomic()`` (and ``maintenance_writes``). ``result.stored_files``
-    lists the files written so far even when this raises.
+    lists the files written so far even when this raises; with ``folder`` they are stored in it
+    (see ``import_archive``).
     """
     storage = storage or default_storage
     result = result if result is not None else ImportResult()
@@ -331,7 +337,14 @@ def replace_organization_data(
         _reset_profile(organization, manifest)
     checkpoint("deleted", organization=organization)
     progress = _Progress(reader)
-    import_archive(reader=progress, organization=organization, datasets=keys, storage=storage, result=result)  # type: ignore[arg-type]
+    import_archive(
+        reader=progress,  # type: ignore[arg-type]
+        organization=organization,
+        datasets=keys,
+        storage=storage,
+        result=result,
+        folder=folder,
+    )
     if links is not None:
         links.restore(organization)
     checkpoint("imported", organization=organization)
@@ -369,10 +382,12 @@ def create_organization_from_archive(
     created_by: User | None,
     storage: Storage | None = None,
     result: ImportResult | None = None,
+    folder: str = "",
 ) -> Organization:
     """Create the organization from the wizard's answers and restore the archive into it.
 
     Call inside ``transaction.atomic()``: the caller rolls back creation and restore together.
+    Files are stored in ``folder`` (see ``import_archive``).
     """
     storage = storage or default_storage
     result = result if result is not None else ImportResult()
@@ -401,7 +416,7 @@ def create_organization_from_archive(
     )
     checkpoint("after_create", organization=organization)
     # The logo: the one uploaded in the wizard, else the backup's.
-    name = logo_upload_to(organization, "logo")
+    name = in_folder(logo_upload_to(organization, "logo"), folder)
     if profile.logo:
         with storage.open(profile.logo, "rb") as fh:
             stored = storage.save(name, fh)
@@ -420,8 +435,13 @@ def create_organization_from_archive(
     keys = [k for k in ds.resolve(in_archive) if k != "profile" and k in in_archive]
     if keys:
         import_archive(
-            reader=_Progress(reader), organization=organization, datasets=keys, storage=storage, result=result
-        )  # type: ignore[arg-type]
+            reader=_Progress(reader),  # type: ignore[arg-type]
+            organization=organization,
+            datasets=keys,
+            storage=storage,
+            result=result,
+            folder=folder,
+        )
     checkpoint("imported", organization=organization)
     return organization
 

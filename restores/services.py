@@ -504,7 +504,11 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
             with maintenance_writes(org.pk), transaction.atomic():
                 target = Organization.objects.select_for_update().select_related("master_data_version").get(pk=org.pk)
                 replaced = engine.replace_organization_data(
-                    organization=target, reader=reader, storage=storage, result=result
+                    organization=target,
+                    reader=reader,
+                    storage=storage,
+                    result=result,
+                    folder=restore_files_folder(restore),
                 )
                 done = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING).update(
                     status=Restore.Status.COMPLETED,
@@ -570,7 +574,12 @@ def _run_new_organization(restore: Restore, storage: Storage) -> Restore:
         try:
             with transaction.atomic():
                 org = engine.create_organization_from_archive(
-                    reader=reader, profile=profile, created_by=restore.requested_by, storage=storage, result=result
+                    reader=reader,
+                    profile=profile,
+                    created_by=restore.requested_by,
+                    storage=storage,
+                    result=result,
+                    folder=restore_files_folder(restore),
                 )
                 done = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING).update(
                     status=Restore.Status.COMPLETED,
@@ -616,14 +625,49 @@ def process_queue(*, limit: int | None = None) -> int:
     return done
 
 
+def restore_files_folder(restore: Restore) -> str:
+    """The folder, inside each kind's own (``documents/restore-<id>/...``), where a restore
+    stores the files it imports: if its worker dies, no committed row points at them, and the
+    stale sweep finds them there."""
+    return f"restore-{restore.pk}"
+
+
+def _discard_stored_files(restore: Restore, storage: Storage | None = None) -> None:
+    """Remove what a failed restore stored (none of it is referenced: its transaction never
+    committed)."""
+    storage = storage or default_storage
+    folder = restore_files_folder(restore)
+    names: list[str] = []
+    try:
+        kinds, _files = storage.listdir("")
+        for kind in kinds:
+            try:
+                _dirs, files = storage.listdir(f"{kind}/{folder}")
+            except FileNotFoundError:
+                continue
+            names += [f"{kind}/{folder}/{name}" for name in files]
+    except Exception:
+        logger.warning("restore %s: could not list the files it stored", restore.pk, exc_info=True)
+    delete_files(names, storage)
+
+
 def restores_fail_stale(*, now: dt.datetime | None = None) -> int:
     """Fail restores whose worker died: running longer than a task may live. Their database
-    transaction was rolled back with the connection; this ends maintenance and tells the Owner."""
+    transaction was rolled back with the connection; this removes the files they had stored,
+    ends maintenance and tells the Owner."""
     now = now or timezone.now()
     limit = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + settings.BACKUP_HEARTBEAT_STALE_AFTER
+    reason = "The worker running this restore stopped; nothing was changed. Start the restore again."
     count = 0
     for restore in Restore.objects.filter(status=Restore.Status.RUNNING, started_at__lt=now - limit):
-        _fail(restore, "The worker running this restore stopped; nothing was changed. Start the restore again.")
+        with transaction.atomic():
+            running = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING)
+            if running.select_for_update(skip_locked=True).only("pk").first() is None:
+                continue
+            # Its files go first, under the lock: a sweep stopped half-way leaves the restore
+            # running, for the next sweep, rather than failed with files nobody will remove.
+            _discard_stored_files(restore)
+            _fail(restore, reason)
         count += 1
     return count
 
