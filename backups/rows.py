@@ -10,10 +10,11 @@ The same functions serve the list, the polled row, the details page and the hist
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from django.template.defaultfilters import date as date_filter
 from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -21,6 +22,20 @@ from django.utils.safestring import SafeString, mark_safe
 from backups.models import Backup
 
 EMPTY = mark_safe("")
+_PK = 2147480001  # a placeholder id, reversed once per URL name
+
+
+@cache
+def _url_around_pk(name: str, prefix: str) -> tuple[str, str]:
+    before, after = reverse(name, args=[_PK]).split(str(_PK))
+    return before, after
+
+
+def _url(name: str, pk: int) -> str:
+    """``reverse(name, args=[pk])`` for the rows' URLs, which take one id: a row has up to eight,
+    and reversing each was a tenth of the page's CPU."""
+    before, after = _url_around_pk(name, get_script_prefix())
+    return f"{before}{int(pk)}{after}"
 
 
 def _date(value: object, fmt: str) -> str:
@@ -103,14 +118,14 @@ class ActionContext:
 def actions(b: Backup, ctx: ActionContext) -> SafeString:
     name = b.display_name
     downloadable = b.is_downloadable
-    history_url = reverse("backups:history", args=[b.pk])
+    history_url = _url("backups:history", b.pk)
     parts: list[SafeString] = []
     if downloadable:
         parts.append(
             format_html(
                 '<a class="btn btn-sm btn-outline-primary" href="{}" title="Download" aria-label="Download {}" '
                 'data-testid="download"><i class="bi bi-download"></i></a>',
-                reverse("backups:download", args=[b.pk]),
+                _url("backups:download", b.pk),
                 name,
             )
         )
@@ -121,7 +136,7 @@ def actions(b: Backup, ctx: ActionContext) -> SafeString:
                 'you can request a new one." data-confirm-button="Cancel backup">{}'
                 '<button type="submit" class="btn btn-sm btn-outline-danger" title="Cancel this pending backup" '
                 'aria-label="Cancel {}" data-testid="cancel"><i class="bi bi-trash"></i></button></form>',
-                reverse("backups:cancel", args=[b.pk]),
+                _url("backups:cancel", b.pk),
                 name,
                 ctx.hidden_fields(),
                 name,
@@ -142,7 +157,7 @@ def actions(b: Backup, ctx: ActionContext) -> SafeString:
             format_html(
                 '<a class="btn btn-sm btn-outline-secondary" href="{}" title="Details" aria-label="Details of {}" '
                 'data-testid="details"><i class="bi bi-info-circle"></i></a>',
-                b.get_absolute_url(),
+                _url("backups:detail", b.pk),
                 name,
             )
         )
@@ -161,7 +176,7 @@ def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool) 
             format_html(
                 '<li><a class="dropdown-item" href="{}" data-testid="restore">'
                 '<i class="bi bi-arrow-counterclockwise"></i> Restore…</a></li>',
-                reverse("restores:start", args=[b.pk]),
+                _url("restores:start", b.pk),
             )
         )
     if downloadable:
@@ -171,7 +186,7 @@ def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool) 
                 'data-testid="verify"><i class="bi bi-patch-check"></i> Verify now '
                 '<span class="small text-body-secondary">(decrypt, '
                 "check every hash)</span></button></form></li>",
-                reverse("backups:verify", args=[b.pk]),
+                _url("backups:verify", b.pk),
                 ctx.hidden_fields(),
             )
         )
@@ -182,7 +197,7 @@ def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool) 
             'be downloaded; the record and its download history stay." data-confirm-button="Expire now">{}'
             '<button type="submit" class="dropdown-item text-danger" data-testid="expire">'
             '<i class="bi bi-calendar-x"></i> Expire early…</button></form></li>',
-            reverse("backups:expire", args=[b.pk]),
+            _url("backups:expire", b.pk),
             name,
             ctx.hidden_fields(),
         )
@@ -202,7 +217,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
     if b.status in (Backup.Status.PENDING, Backup.Status.IN_PROGRESS):
         polling = format_html(
             ' hx-get="{}?was={}" hx-trigger="every 2s" hx-swap="outerHTML"',
-            reverse("backups:row", args=[b.pk]),
+            _url("backups:row", b.pk),
             b.status,
         )
     user = b.requested_by
@@ -243,7 +258,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         b.pk,
         b.status,
         polling,
-        b.get_absolute_url(),
+        _url("backups:detail", b.pk),
         b.display_name,
         status_badge(b),
         progress(b),
