@@ -147,6 +147,7 @@ def test_in_place_restore_with_the_emailed_code(stack: Stack, tenant) -> None:  
         lambda: finished(Restore, restore.pk, Restore.Status.COMPLETED, Restore.Status.FAILED), 180, "restore"
     )
     assert done.status == Restore.Status.COMPLETED, f"{done.failure_reason}\n{stack.logs()}"
+    tenant.org.refresh_from_db()  # the restore replaced the logo file (the old one is deleted)
     assert logical_snapshot(tenant.org) == at_backup
     stack.smtp.wait_for("Restore completed:", timeout=20)
     # The safety backup taken just before the restore is a real, downloadable archive.

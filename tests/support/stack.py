@@ -157,8 +157,24 @@ class Stack:
         proc = self._start("web", cmd, env=self.env(**extra_env))
         wait_for_port(self.web_port, timeout=60, what=f"gunicorn (log: {proc.log})")
 
-    def start_worker(self, name: str = "worker", *, clock_shift: float = 0, concurrency: int = 1) -> Worker:
+    def start_worker(
+        self,
+        name: str = "worker",
+        *,
+        clock_shift: float = 0,
+        concurrency: int = 1,
+        env_changes: dict[str, str | None] | None = None,
+        wait: bool = True,
+    ) -> Worker:
+        """A ``celery worker`` on the stack's queues. ``env_changes`` alters its environment (None
+        removes a variable: a worker configured differently from the rest); ``wait=False`` returns
+        before it is ready (start several at once, then ``wait_ready()`` each)."""
         env = self.env()
+        for key, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         if clock_shift:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CLOCKSHIFT), env.get("PYTHONPATH")]))
             env["BACKUPSVC_TEST_CLOCK_SHIFT"] = str(clock_shift)
@@ -166,7 +182,8 @@ class Stack:
         cmd += ["--hostname", f"{name}@%h", "--pool", "prefork", "--concurrency", str(concurrency)]
         cmd += ["--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"]
         worker = self._start(name, cmd, env=env)
-        worker.wait_ready()
+        if wait:
+            worker.wait_ready()
         return worker
 
     def start_beat(self) -> Worker:
@@ -174,8 +191,18 @@ class Stack:
         cmd += ["--schedule", str(self.tmp / "celerybeat-schedule")]
         return self._start("beat", cmd)
 
+    def pause(self, name: str) -> None:
+        """Freeze a component's whole process group (SIGSTOP): it holds still wherever it is."""
+        os.killpg(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.processes[name].pid, signal.SIGCONT)
+
     def stop_all(self) -> None:
         for proc in reversed(list(self.processes.values())):
+            if proc.alive():  # a paused process would not see the SIGTERM of a warm shutdown
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGCONT)
             proc.stop()
 
     # ------------------------------------------------------------------ peers
@@ -190,6 +217,16 @@ class Stack:
     def unfinished_uploads(self) -> list[str]:
         listing = self.s3_client().list_multipart_uploads(Bucket=self.bucket)
         return [u["Key"] for u in listing.get("Uploads", [])]
+
+    def queued(self, queue: str = "backups") -> int:
+        """Messages waiting in a Celery queue on the stack's Redis (every priority list)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            return sum(int(client.llen(key)) for key in client.scan_iter(f"{queue}*"))
+        finally:
+            client.close()
 
     def client(self) -> WebClient:
         return WebClient(self.base_url)
