@@ -34,14 +34,18 @@ run: seed
 	@echo "Starting web (http://127.0.0.1:8000), worker and beat. Ctrl-C stops them all."
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile.dev
 
+# Both passes run whatever the first one's result; the target fails if either did.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
-	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		echo "== The suite again on PostgreSQL ($${TEST_DATABASE_URL%%@*}@…)"; \
-		DATABASE_URL="$$TEST_DATABASE_URL" $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	@status=0; \
+	echo "== The suite on SQLite"; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
+	if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== The suite again on PostgreSQL ($${TEST_DATABASE_URL%%@*}@…), with the end-to-end suite"; \
+		DATABASE_URL="$$TEST_DATABASE_URL" $(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
 	else \
-		echo "== TEST_DATABASE_URL is not set: the PostgreSQL run is skipped (.ci/run sets it)."; \
-	fi
+		echo "== TEST_DATABASE_URL is not set: the PostgreSQL run (and the end-to-end suite) is skipped (.ci/run sets it)."; \
+	fi; \
+	exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

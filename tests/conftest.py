@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +97,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     peers = ", ".join(f"{p} {md.version(p)}" for p in ("moto", "aiosmtpd", "gunicorn", "celery", "playwright"))
     lines.append(f"started by the tests: {peers}; browser: {shutil.which('chromium') or 'not installed'}")
     return lines
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's chromium through Playwright, one per test process (tests/browser, tests/e2e)."""
+    import os
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"chromium not found at {CHROMIUM}: install Debian's chromium to run browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

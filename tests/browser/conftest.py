@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.procs import wait_for_live_server_requests
 
+# The session-wide `browser` fixture lives in tests/conftest.py: one Playwright per test process,
+# shared with tests/e2e (a second sync Playwright in the same thread refuses to start).
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"))
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,20 +28,6 @@ CHROMIUM_ARGS = [
 # The sync Playwright API runs an event loop in the test thread; the ORM calls the tests make
 # around it are ordinary synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"chromium not found at {CHROMIUM}: install Debian's chromium to run browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

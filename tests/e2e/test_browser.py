@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from backups.archive import ArchiveReader
 from backups.models import Backup
 from tests.backups.conftest import tenant  # noqa: F401 - fixture
-from tests.browser.conftest import CHROMIUM_ARGS, browser, screenshot  # noqa: F401 - fixture
+from tests.browser.conftest import screenshot
 from tests.factories import DEMO_PASSWORD
 from tests.support.stack import Stack
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow, pytest.mar
 
 
 @pytest.fixture
-def prod_page(browser, stack: Stack) -> Iterator[object]:  # type: ignore[no-untyped-def]  # noqa: F811
+def prod_page(stack: Stack, browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
     # TLS and its redirect at the load balancer; "localhost": chromium keeps the app's Secure
     # cookies there over plain HTTP, as it would over HTTPS.
     stack.stop("web")
