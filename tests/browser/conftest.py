@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,25 +31,35 @@ CHROMIUM_ARGS = [
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture
-def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    context = browser.new_context(
-        base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
-    )
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+@contextlib.contextmanager
+def open_page(browser, base_url: str, timeout_ms: int = 15_000) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A page in a fresh browser context on ``base_url``, with the clipboard allowed and every
+    JavaScript error collected in ``page.js_errors``; a Content-Security-Policy refusal among
+    them fails the test when the page closes."""
+    context = browser.new_context(base_url=base_url, accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(timeout_ms)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.js_errors = errors  # type: ignore[attr-defined]
-    yield page
-    context.close()
-    # Leave no request in flight for the next test of this process (see the helper).
-    wait_for_live_server_requests()
-    # Every page works under the Content-Security-Policy: chromium reports each refusal.
+    try:
+        yield page
+    finally:
+        context.close()
     refused = [e for e in errors if "Content Security Policy" in e]
     assert not refused, f"the page broke the Content-Security-Policy: {refused}"
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    try:
+        with open_page(browser, live_server.url) as opened:
+            yield opened
+    finally:
+        # Leave no request in flight for the next test of this process (see the helper).
+        wait_for_live_server_requests()
 
 
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

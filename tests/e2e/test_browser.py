@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from backups.archive import ArchiveReader
 from backups.models import Backup
 from tests.backups.conftest import tenant  # noqa: F401 - fixture
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import open_page, screenshot
 from tests.factories import DEMO_PASSWORD
 from tests.support.stack import Stack
 
@@ -27,17 +27,8 @@ def prod_page(stack: Stack, browser) -> Iterator[object]:  # type: ignore[no-unt
     # cookies there over plain HTTP, as it would over HTTPS.
     stack.stop("web")
     stack.start_web(SECURE_SSL_REDIRECT="false")
-    base = stack.base_url.replace("127.0.0.1", "localhost")
-    context = browser.new_context(base_url=base, accept_downloads=True, viewport={"width": 1280, "height": 900})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.js_errors = errors  # type: ignore[attr-defined]
-    yield page
-    context.close()
+    with open_page(browser, stack.base_url.replace("127.0.0.1", "localhost"), timeout_ms=20_000) as page:
+        yield page
 
 
 def test_owner_requests_and_downloads_in_production_mode(stack: Stack, tenant, prod_page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
