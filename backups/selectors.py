@@ -80,10 +80,14 @@ def pending_backup(organization: Organization | None) -> Backup | None:
     return Backup.objects.filter(organization=organization, status=Backup.Status.PENDING).first()
 
 
-def request_refusal(user: User, organization: Organization | None) -> str:
+_LOOK_UP = object()
+
+
+def request_refusal(user: User, organization: Organization | None, *, pending: Any = _LOOK_UP) -> str:
     """Why the user cannot request a backup of the organization now ("" when they can).
 
-    The button is hidden for the same reasons; the service refuses them again on POST.
+    The button is hidden for the same reasons; the service refuses them again on POST. A caller
+    that has already looked up ``pending_backup(organization)`` passes it as ``pending``.
     """
     if organization is None:
         return "You are not working in an organization."
@@ -91,7 +95,7 @@ def request_refusal(user: User, organization: Organization | None) -> str:
         return "You do not hold Backups: Manage Account Backups in any OU of this organization."
     if not subscription_valid(organization):
         return "This organization has no valid backup subscription."
-    if pending_backup(organization) is not None:
+    if (pending_backup(organization) if pending is _LOOK_UP else pending) is not None:
         return "A backup of this organization is already pending; you can request another once it has started."
     return ""
 

@@ -102,11 +102,12 @@ def _row_context(request: HttpRequest, backup: Backup) -> dict[str, Any]:
 
 def _toolbar_context(request: HttpRequest, org: Organization | None) -> dict[str, Any]:
     user = _user(request)
-    refusal = selectors.request_refusal(user, org)
+    pending = selectors.pending_backup(org)
+    refusal = selectors.request_refusal(user, org, pending=pending)
     return {
         "organization": org,
         "subscription": selectors.subscription_state(org),
-        "pending": selectors.pending_backup(org),
+        "pending": pending,
         "can_request": not refusal,
         "refusal": refusal,
         "can_admin_org": org is not None and selectors.can_administer(user, org),
@@ -132,14 +133,15 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     filterset = BackupFilter(params, queryset=queryset, user=user, organization=org, request=request)
     page = Paginator(filterset.qs, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
+    toolbar = _toolbar_context(request, org)
     context = {
-        **_toolbar_context(request, org),
+        **toolbar,
         "filter": filterset,
         "page": page,
         "query": query,
         "is_filtered": filterset.is_filtered,
         "site_admin_view": user.is_site_admin,
-        "can_admin": user.is_site_admin or (org is not None and selectors.can_administer(user, org)),
+        "can_admin": user.is_site_admin or toolbar["can_admin_org"],
         "restore_enabled": selectors.restore_enabled(),
     }
     return render(request, "backups/list.html", context)
