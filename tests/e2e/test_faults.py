@@ -34,7 +34,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -295,14 +295,32 @@ def _hold_mid_import(stack: Stack, restore: Restore, worker: str) -> None:
     assert Restore.objects.get(pk=restore.pk).status == Restore.Status.RUNNING
 
 
+class HeldRestore(NamedTuple):
+    """An in-place restore frozen mid-import, with what the test compares against."""
+
+    backup: Backup
+    at_backup: dict[str, Any]  # the organization as the backup holds it
+    owner: WebClient
+    before: dict[str, Any]  # the organization just before the restore: snapshot ...
+    before_rows: dict[str, Any]  # ... and every row
+    restore: Restore
+
+
+def _restore_held_mid_import(stack: Stack, tenant: Any, worker: str) -> HeldRestore:  # noqa: F811
+    """Start ``worker``, make the backup, confirm an in-place restore with the emailed code and
+    freeze the worker in the middle of its import."""
+    started = stack.start_worker(worker, wait=False)
+    backup, at_backup, owner = _restore_setup(stack, tenant)
+    before, before_rows = snapshot(tenant.org), db_state(tenant.org)
+    started.wait_ready()
+    restore = restore_with_code(stack, owner, backup, tenant.owner.email)
+    _hold_mid_import(stack, restore, worker)
+    return HeldRestore(backup, at_backup, owner, before, before_rows, restore)
+
+
 def test_worker_killed_mid_restore_changes_nothing_and_the_sweep_ends_maintenance(stack: Stack, tenant) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     org = tenant.org
-    doomed = stack.start_worker("doomed", wait=False)
-    backup, at_backup, owner = _restore_setup(stack, tenant)
-    before, before_rows = snapshot(org), db_state(org)
-    doomed.wait_ready()
-    restore = restore_with_code(stack, owner, backup, tenant.owner.email)
-    _hold_mid_import(stack, restore, "doomed")
+    backup, at_backup, owner, before, before_rows, restore = _restore_held_mid_import(stack, tenant, "doomed")
     stack.stop("doomed", signal.SIGKILL)
 
     # PostgreSQL rolls the transaction back with the dead connection: the data is as before.
@@ -442,12 +460,7 @@ def _tasks_settled(stack: Stack) -> bool:
 
 def test_database_connection_dropped_mid_restore_changes_nothing_and_a_retry_completes(stack: Stack, tenant) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     org = tenant.org
-    worker = stack.start_worker("worker-1", wait=False)
-    backup, at_backup, owner = _restore_setup(stack, tenant)
-    before, before_rows = snapshot(org), db_state(org)
-    worker.wait_ready()
-    restore = restore_with_code(stack, owner, backup, tenant.owner.email)
-    _hold_mid_import(stack, restore, "worker-1")
+    backup, at_backup, owner, before, before_rows, restore = _restore_held_mid_import(stack, tenant, "worker-1")
     # The restore's session goes, as when PostgreSQL restarts or a proxy cuts the connection.
     victims = open_write_transactions()
     with connection.cursor() as cursor:
