@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -204,6 +205,27 @@ def listed_documents(org: om.Organization) -> int:
 # ------------------------------------------------------------------- 1. worker killed, backup
 
 
+def _hold_after_first_part(stack: Stack, backup: Backup, worker: str) -> str:
+    """Freeze ``worker`` once the archive's multipart upload has a part; return its key.
+
+    The first part and the end of the upload can be a second apart: rather than race them, the
+    worker is frozen once it writes and let run in 50 ms steps until a part is stored."""
+
+    def writing() -> Backup | None:
+        b = Backup.objects.get(pk=backup.pk)
+        return b if b.status == Backup.Status.IN_PROGRESS and b.file else None
+
+    key = stack.wait(writing, 60, "the worker to start writing the archive").file.name
+    stack.pause(worker)
+    for _ in range(600):
+        if uploaded_parts(stack, key) >= 1:
+            return key
+        stack.resume(worker)
+        time.sleep(0.05)
+        stack.pause(worker)
+    pytest.fail(f"no part of the archive was uploaded\n{stack.logs()}")
+
+
 def test_worker_killed_mid_upload_is_failed_by_the_sweep_and_leaves_no_object_or_upload(stack: Stack, tenant) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     org = tenant.org
     doomed = stack.start_worker("doomed", wait=False)  # it starts while the files are stored
@@ -215,15 +237,7 @@ def test_worker_killed_mid_upload_is_failed_by_the_sweep_and_leaves_no_object_or
     owner.login(tenant.owner.email, DEMO_PASSWORD)
     backup, _ = request_backup(owner, "Killed mid-way")
 
-    def mid_upload() -> Backup | None:
-        b = Backup.objects.get(pk=backup.pk)
-        if b.status != Backup.Status.IN_PROGRESS or not b.file:
-            return None
-        return b if uploaded_parts(stack, b.file.name) >= 1 else None
-
-    running = stack.wait(mid_upload, 60, "the archive's multipart upload to have a part")
-    stack.pause("doomed")
-    key = running.file.name
+    key = _hold_after_first_part(stack, backup, "doomed")
     assert Backup.objects.get(pk=backup.pk).status == Backup.Status.IN_PROGRESS
     assert key in stack.unfinished_uploads() and key not in stack.object_keys()
     stack.stop("doomed", signal.SIGKILL)
@@ -577,12 +591,7 @@ def test_storage_lost_mid_upload_fails_the_backup_and_leaves_nothing_once_back(s
     owner.login(tenant.owner.email, DEMO_PASSWORD)
     backup, password = request_backup(owner, "Cut off mid-upload")
 
-    def mid_upload() -> Backup | None:
-        b = Backup.objects.get(pk=backup.pk)
-        return b if b.status == Backup.Status.IN_PROGRESS and uploaded_parts(stack, b.file.name) >= 1 else None
-
-    key = stack.wait(mid_upload, 60, "the archive's multipart upload to have a part").file.name
-    stack.pause("worker-1")
+    key = _hold_after_first_part(stack, backup, "worker-1")
     assert key in stack.unfinished_uploads() and key not in stack.object_keys()
     link.cut()
     stack.resume("worker-1")
