@@ -23,6 +23,7 @@ from backups.export import current_schema
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
 from backups.services import IllegalTransition, _event
+from backups.storage_io import open_for_reading
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _check(backup: Backup, storage: Storage) -> str:
     except PasswordUnavailable as exc:
         raise VerificationFailed(str(exc)) from exc
     try:
-        fh = storage.open(backup.file.name, "rb")
+        fh = open_for_reading(storage, backup.file.name)
     except FileNotFoundError as exc:
         raise VerificationFailed("The archive file is missing from storage.") from exc
     except OSError as exc:

@@ -176,6 +176,10 @@ if AWS_STORAGE_BUCKET_NAME:
             "file_overwrite": False,
             "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="path"),
             "signature_version": "s3v4",
+            # S3File downloads a whole object into a spooled file on first read; past 8 MiB it
+            # spools to disk instead of memory (archives themselves are read by ranged GETs,
+            # backups/storage_io.py).
+            "max_memory_size": 8 * 1024 * 1024,
         },
     }
 else:

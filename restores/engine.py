@@ -27,6 +27,7 @@ from backups.export import current_schema
 from backups.importer import ImportResult, import_archive, in_folder
 from backups.keys import unwrap_password
 from backups.models import Backup
+from backups.storage_io import open_for_reading
 from backups.verify import archive_limits
 from organizations.models import DocumentVersion, MasterDataVersion, Organization, Regulation
 from organizations.models.profile import logo_upload_to
@@ -70,7 +71,7 @@ def open_stored(name: str, password: str, storage: Storage | None = None) -> Arc
     """A reader of an archive kept in storage (a backup, an upload)."""
     storage = storage or default_storage
     try:
-        fh = storage.open(name, "rb")
+        fh = open_for_reading(storage, name)
     except FileNotFoundError as exc:
         raise RestoreRefused("The backup's file is missing from storage.") from exc
     try:

@@ -136,3 +136,45 @@ def test_removing_a_partial_archive_aborts_its_multipart_upload(s3_default_stora
     services._delete_quietly(default_storage, name)
     assert bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []) == []
     assert name not in bucket.object_keys()
+
+
+def test_a_stored_archive_is_read_by_ranges_without_a_whole_copy(s3_default_storage: Bucket) -> None:
+    """Verifying or restoring reads the archive in place: S3File would download the whole object
+    into memory first (a 10 GiB backup in the worker's memory)."""
+    import random
+
+    from backups.storage_io import READ_AHEAD, RangedObjectReader, open_for_reading
+
+    bucket = s3_default_storage
+    data = os.urandom(40 * MIB + 17)
+    bucket.client.put_object(Bucket=bucket.name, Key="backups/ranged.bin", Body=data)
+
+    fetched: list[int] = []
+    with open_for_reading(default_storage, "backups/ranged.bin") as fh:
+        assert isinstance(fh, RangedObjectReader) and fh.seekable() and fh.size == len(data)
+        get = fh._obj.get
+
+        def ranged_get(**kwargs: Any) -> Any:
+            start, end = re.fullmatch(r"bytes=(\d+)-(\d+)", kwargs["Range"]).groups()  # type: ignore[union-attr]
+            fetched.append(int(end) - int(start) + 1)
+            return get(**kwargs)
+
+        fh._obj.get = ranged_get
+        rng = random.Random(7)
+        for _ in range(40):
+            offset = rng.randrange(len(data))
+            size = rng.choice([0, 1, 4096, 65536, 3 * MIB])
+            fh.seek(offset)
+            assert fh.read(size) == data[offset : offset + size]
+        fh.seek(-5, io.SEEK_END)
+        assert fh.read() == data[-5:]
+        fh.seek(0)
+        digest = hashlib.sha256()
+        while chunk := fh.read(MIB):
+            digest.update(chunk)
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert fetched and max(fetched) <= READ_AHEAD, "every read is a bounded ranged GET, never the whole object"
+    assert sum(fetched[-6:]) <= 6 * READ_AHEAD
+
+    with pytest.raises(FileNotFoundError):
+        open_for_reading(default_storage, "backups/not-there.zip")
