@@ -157,7 +157,10 @@ def step_view(
     if key == "structure":
         return _structure_step(request, flow, state, initial, context)
     form_class = FORMS[key]
-    form = form_class(request.POST or None, request.FILES or None, initial=initial, **(form_kwargs or {}))
+    posted = request.method == "POST"  # an empty POST (no box ticked) is still a submission
+    form = form_class(
+        request.POST if posted else None, request.FILES if posted else None, initial=initial, **(form_kwargs or {})
+    )
     if request.method == "POST" and form.is_valid():
         before = (answers.get(key) or {}).get("master_data_version")
         answers[key] = form.answers()
