@@ -8,6 +8,7 @@ the organization. A step can only be opened once the steps before it are answere
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -347,6 +348,16 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _moment(value: Any) -> str:
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return moment.strftime("%d %b %Y %H:%M")
+
+
 def _label(key: str) -> str:
     return str(key).replace("_", " ").capitalize()
 
@@ -378,7 +389,7 @@ def describe_wizard_data(data: Any) -> list[tuple[str, str]]:
     if isinstance(modules, list):
         items.append(("Modules", ", ".join(wf.MODULE_LABELS.get(m, str(m)) for m in modules)))
     if data.get("completed_at"):
-        items.append(("Wizard completed", str(data["completed_at"])))
+        items.append(("Wizard completed", _moment(data["completed_at"])))
     known = {"company", "address", "contact", "structure", "modules", "completed_at", "completed_steps"}
     items.extend((_label(k), _text(v)) for k, v in data.items() if k not in known)
     return items
