@@ -22,7 +22,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from backups.archive import ArchiveError
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
-from organizations.wizard.flow import describe_wizard_data, drop_logo, stepper
+from organizations.wizard.display import describe_wizard_data
+from organizations.wizard.flow import drop_logo, stepper
 from restores import engine, services
 from restores.forms import UploadForm, sniff_image
 from restores.models import RestoreUpload

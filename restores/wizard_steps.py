@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from organizations.services import unique_slug
 from organizations.wizard import flow as wz
+from organizations.wizard.display import review_sections
 from restores import engine, services
 from restores.models import RestoreUpload
 from restores.wizard import SESSION_KEY, restorable_backups, site_admin_required
@@ -202,7 +203,7 @@ def wizard_confirm(request: HttpRequest) -> HttpResponse:
         RESTORE,
         "review",
         answers,
-        sections=wz.review_sections(RESTORE, answers, logo=logo, master_data=preview.get("master_data_version") or ""),
+        sections=review_sections(RESTORE, answers, logo=logo, master_data=preview.get("master_data_version") or ""),
         source_label=source_label,
         datasets=[d["label"] for d in preview.get("datasets") or []],
         create_label="Create organization and restore",

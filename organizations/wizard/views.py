@@ -20,6 +20,7 @@ from accounts.models import Membership
 from organizations.models import MasterDataVersion, Organization
 from organizations.services import OrganizationRefused, organization_create_from_wizard
 from organizations.wizard import flow as wz
+from organizations.wizard.display import review_sections
 from organizations.wizard.forms import MODULES
 
 NEW = wz.Flow(
@@ -160,7 +161,7 @@ def wizard_review(request: HttpRequest) -> HttpResponse:
         NEW,
         "review",
         answers,
-        sections=wz.review_sections(
+        sections=review_sections(
             NEW, answers, logo="The logo you uploaded" if state.get("logo") else "None", master_data=str(mdv or "")
         ),
         create_label="Create organization",

@@ -12,7 +12,8 @@ from django.urls import reverse
 from accounts.models import AuditLog, Membership
 from organizations import services
 from organizations.models import Organization
-from organizations.wizard.flow import creation_wizard_data, describe_wizard_data
+from organizations.wizard.display import describe_wizard_data
+from organizations.wizard.flow import creation_wizard_data
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
