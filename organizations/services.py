@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.files.storage import Storage, default_storage
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership, Permission, Role, User
@@ -17,6 +19,9 @@ from accounts.permissions import (
 from accounts.services import audit_log
 from organizations.models import Facility, MasterDataVersion, OrganisationalUnit, Organization, Regulation
 from organizations.models.profile import logo_upload_to
+
+# Logos uploaded in the creation wizard wait here until the organization is created.
+WIZARD_UPLOADS = "wizard-uploads/"
 
 
 class OrganizationRefused(Exception):
@@ -126,9 +131,28 @@ def organization_create_from_wizard(
             organization=organization, name=row["name"], code=row["code"], facility=facilities.get(row.get("facility"))
         )
     if logo:
+        if not storage.exists(logo):
+            raise OrganizationRefused("The uploaded logo is no longer kept; upload it again in the Company step.")
         with storage.open(logo, "rb") as fh:
             name = storage.save(logo_upload_to(organization, "logo"), fh)
         # Last, so that nothing after it can roll the organization back and strand the file.
         organization.logo.name = name
         Organization.objects.filter(pk=organization.pk).update(logo=name)
     return organization
+
+
+def wizard_uploads_cleanup(*, older_than: dt.timedelta = dt.timedelta(days=1), storage: Storage | None = None) -> int:
+    """Delete logos uploaded in creation wizards that were abandoned (older than ``older_than``)."""
+    storage = storage or default_storage
+    try:
+        _folders, names = storage.listdir(WIZARD_UPLOADS)
+    except FileNotFoundError:
+        return 0
+    cutoff = timezone.now() - older_than
+    count = 0
+    for name in names:
+        path = f"{WIZARD_UPLOADS}{name}"
+        if storage.get_modified_time(path) < cutoff:
+            storage.delete(path)
+            count += 1
+    return count

@@ -18,7 +18,7 @@ from django.utils.http import urlencode
 
 from accounts.models import Membership
 from organizations.models import MasterDataVersion, Organization
-from organizations.services import OrganizationRefused, organization_create_from_wizard
+from organizations.services import WIZARD_UPLOADS, OrganizationRefused, organization_create_from_wizard
 from organizations.wizard import flow as wz
 from organizations.wizard.display import review_sections
 from organizations.wizard.forms import MODULES
@@ -27,7 +27,7 @@ NEW = wz.Flow(
     session_key="organization_wizard",
     url_names={key: f"management:wizard_{key}" for key in wz.STEPS},
     start_url="management:wizard",
-    logo_prefix="wizard-uploads/",
+    logo_prefix=WIZARD_UPLOADS,
     title="Add organization via wizard",
 )
 PAGE_SIZE = 25

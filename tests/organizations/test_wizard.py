@@ -200,3 +200,21 @@ def test_the_wizard_data_is_shown_as_labelled_fields() -> None:
     assert items["Structure"] == "Single site" and items["Organisational units"] == "Ops"
     assert items["Modules"] == "Controlled documents" and items["Size"] == "small"
     assert describe_wizard_data("not a dict") == []
+
+
+def test_logos_of_abandoned_wizards_are_deleted_after_a_day(cast, admin) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from django.core.files.storage import default_storage
+
+    from restores.tasks import cleanup_uploads
+
+    admin.post(url("company"), company(cast, logo=SimpleUploadedFile("logo.png", PNG)))
+    (kept,) = default_storage.listdir(services.WIZARD_UPLOADS)[1]
+    assert services.wizard_uploads_cleanup() == 0  # still in use today
+    assert services.wizard_uploads_cleanup(older_than=dt.timedelta(seconds=-1)) == 1
+    assert default_storage.listdir(services.WIZARD_UPLOADS)[1] == []
+    cleanup_uploads()  # the periodic task runs it too, and does not fail on an empty folder
+    walk(admin, cast)  # the logo was answered before: the wizard says so instead of failing
+    page = admin.post(url("review"), follow=True).content.decode()
+    assert kept and "upload it again in the Company step" in page
