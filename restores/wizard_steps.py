@@ -100,6 +100,8 @@ def _step(key: str) -> Callable[[HttpRequest], HttpResponse]:
             )
             if source.get("type") == "upload":
                 context["back_url"] = reverse("restores:wizard_upload")
+        if key == "structure":
+            context["structure_in_backup"] = any(d.get("key") == "structure" for d in preview.get("datasets") or [])
         if key == "regulations":
             unknown = [r["code"] for r in preview.get("regulations") or [] if not r.get("known")]
             context.update(
