@@ -4,6 +4,8 @@ the standard creation and *Restore from backup*, with screenshots of every step 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,28 @@ from tests.restores.conftest import _no_dispatch, make_backup  # noqa: F401 - fi
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WIDTHS = {1366: 900, 390: 844}
+# axe-core (npm) checks every step when it is installed (tests/browser/README: npm install axe-core).
+AXE = next(
+    (
+        p
+        for p in (
+            os.environ.get("AXE_CORE_JS", ""),
+            Path(__file__).resolve().parents[2] / "node_modules/axe-core/axe.min.js",
+        )
+        if p and Path(p).is_file()
+    ),
+    None,
+)
+
+
+def axe_violations(page: Any) -> list[str]:
+    """Violations of impact serious or critical on the page, as "rule: target" lines."""
+    # Evaluated through the DevTools protocol: a <script> tag would break the page's CSP.
+    page.evaluate(Path(AXE).read_text(encoding="utf-8") + "\n;true")
+    result = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']}: {node['target']}" for v in result if v["impact"] in ("serious", "critical") for node in v["nodes"]
+    ]
 
 
 def shots(page: Any, name: str) -> None:
@@ -31,6 +55,8 @@ def shots(page: Any, name: str) -> None:
         wide = page.evaluate("() => document.documentElement.scrollWidth")
         assert wide <= width, f"{name} is {wide} px wide at {width} px"
         screenshot(page, f"wizard-{name}-{width}")
+        if AXE is not None:
+            assert axe_violations(page) == [], f"{name} at {width} px"
     page.set_viewport_size({"width": 1366, "height": 900})
 
 
