@@ -36,7 +36,6 @@ RESTORE = wz.Flow(
         "modules": "restores:wizard_modules",
         "review": "restores:wizard_confirm",
     },
-    start_url="restores:wizard",
     logo_prefix="restore-uploads/",
     title="Restore from backup",
     before=(("Backup selection", "restores:wizard_backup"),),

@@ -46,7 +46,6 @@ class Flow:
 
     session_key: str
     url_names: dict[str, str]  # step key -> URL name
-    start_url: str  # where a visitor without a started wizard is sent
     logo_prefix: str  # storage folder of a logo uploaded in the company step
     title: str
     before: tuple[tuple[str, str], ...] = ()  # (title, URL name) of steps before "company"
@@ -186,7 +185,6 @@ def _keep_logo(form: wf.StepForm, flow: Flow, state: dict[str, Any]) -> None:
     logo = form.cleaned_data.get("logo")
     if logo:
         drop_logo(state)
-        state.pop("profile", None)
         state["logo"] = default_storage.save(f"{flow.logo_prefix}logo-{uuid.uuid4().hex}", logo)
 
 

@@ -26,7 +26,6 @@ from organizations.wizard.forms import MODULES
 NEW = wz.Flow(
     session_key="organization_wizard",
     url_names={key: f"management:wizard_{key}" for key in wz.STEPS},
-    start_url="management:wizard",
     logo_prefix=WIZARD_UPLOADS,
     title="Add organization via wizard",
 )
