@@ -223,3 +223,15 @@ def test_restore_from_backup_through_the_split_button(tenant, page) -> None:  # 
     assert new.name == "Acme Legal (restored)"
     assert logical_snapshot(new) == source  # the data, logo and unedited wizard data restored
     assert page.js_errors == []
+
+
+def test_account_menu_offers_the_wizard_to_a_site_admin_without_an_organization(tenant, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    backup = make_backup(tenant.org, tenant.owner)
+    login(page, "site-admin@platform.test", DEMO_PASSWORD)  # a Site Admin, member of no organization
+    page.get_by_test_id("dashboard-title").wait_for()
+    page.locator("#user-menu").click()
+    page.get_by_test_id("account-wizard-new").wait_for()
+    page.get_by_test_id("account-wizard-restore").click()
+    page.locator(f'a[href="?preview={backup.pk}"]').wait_for()  # Backup selection
+    assert "Backup selection" in page.get_by_test_id("wizard-steps").inner_text()
+    assert page.js_errors == []
