@@ -11,6 +11,7 @@ urlpatterns = [
     path("", org_views.dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("organizations/", include("organizations.urls")),
+    path("administration/", include("organizations.wizard.urls")),
     path("backups/", include("backups.urls")),
     path("restores/", include("restores.urls")),
     path("admin/", admin.site.urls),

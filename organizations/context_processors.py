@@ -4,6 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from accounts.models import Membership
 from accounts.permissions import can_use_backups, is_owner
 from organizations.models import Organization
 
@@ -19,4 +20,6 @@ def current_organization(request: HttpRequest) -> dict[str, Any]:
         "switchable_organizations": Organization.objects.for_user(user).only("pk", "name", "slug")[:50],
         "nav_can_use_backups": bool(org) and can_use_backups(user, org),
         "nav_is_owner": bool(org) and is_owner(user, org),
+        # Site Admins without an organization of their own get Account → + Add via wizard.
+        "nav_has_membership": not user.is_site_admin or Membership.objects.filter(user=user).exists(),
     }

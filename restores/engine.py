@@ -37,6 +37,7 @@ from restores import upgrades
 FULL_SCOPE = ds.Scope(ou_ids=None, include_active=True, include_inactive=True, exclude_superseded=False)
 PROFILE_MEMBER = "data/profile/profile.jsonl"
 REGULATIONS_MEMBER = "data/regulations/regulation.jsonl"
+STRUCTURE_MEMBERS = ("data/structure/facility.jsonl", "data/structure/ou.jsonl")
 
 
 class RestoreRefused(Exception):
@@ -474,6 +475,19 @@ def preview(reader: Any) -> dict[str, Any]:
     )
     scope = manifest.get("scope") or {}
     captured["created_display"] = _display(captured.get("created_at"))
+    facility_rows = read_rows(reader, STRUCTURE_MEMBERS[0])
+    facility_codes = {f.get("id"): f.get("code", "") for f in facility_rows}
+    structure = {  # what the wizard's read-only Structure step shows
+        "facilities": [{"name": f.get("name", ""), "code": f.get("code", "")} for f in facility_rows],
+        "ous": [
+            {
+                "name": o.get("name", ""),
+                "code": o.get("code", ""),
+                "facility": facility_codes.get(o.get("facility"), ""),
+            }
+            for o in read_rows(reader, STRUCTURE_MEMBERS[1])
+        ],
+    }
     return {
         "organization": captured,
         "created_display": _display(manifest.get("created_at")),
@@ -489,6 +503,7 @@ def preview(reader: Any) -> dict[str, Any]:
             {"key": k, "label": ds.REGISTRY[k].label} for k in scope.get("datasets") or [] if k in ds.REGISTRY
         ],
         "row_counts": manifest.get("row_counts") or {},
+        "structure": structure,
         "all_ous": scope.get("ous") is None,
         "ou_names": scope.get("ou_names"),
     }

@@ -38,7 +38,10 @@ def sweep_stale() -> None:
 
 @shared_task(ignore_result=True)
 def cleanup_uploads() -> None:
+    from organizations.services import wizard_uploads_cleanup
+
     services.uploads_cleanup()
+    wizard_uploads_cleanup()  # the creation wizard's abandoned logos
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from restores import views, wizard
+from restores import views, wizard, wizard_steps
 
 app_name = "restores"
 
@@ -17,9 +17,13 @@ urlpatterns = [
     path("wizard/", wizard.wizard_start, name="wizard"),
     path("wizard/backup/", wizard.wizard_backup, name="wizard_backup"),
     path("wizard/upload/", wizard.wizard_upload, name="wizard_upload"),
-    path("wizard/organization/", wizard.wizard_profile, name="wizard_profile"),
-    path("wizard/regulations/", wizard.wizard_regulations, name="wizard_regulations"),
-    path("wizard/confirm/", wizard.wizard_confirm, name="wizard_confirm"),
+    path("wizard/organization/", wizard_steps.wizard_profile, name="wizard_profile"),
+    path("wizard/address/", wizard_steps.wizard_address, name="wizard_address"),
+    path("wizard/contact/", wizard_steps.wizard_contact, name="wizard_contact"),
+    path("wizard/structure/", wizard_steps.wizard_structure, name="wizard_structure"),
+    path("wizard/regulations/", wizard_steps.wizard_regulations, name="wizard_regulations"),
+    path("wizard/modules/", wizard_steps.wizard_modules, name="wizard_modules"),
+    path("wizard/confirm/", wizard_steps.wizard_confirm, name="wizard_confirm"),
     path("wizard/backup/<int:backup_pk>/logo/", wizard.backup_logo, name="backup_logo"),
     path("wizard/upload/<int:upload_pk>/logo/", wizard.upload_logo, name="upload_logo"),
 ]

@@ -1,15 +1,13 @@
-"""The organization wizard's *Restore from backup* path, for Site Admins.
+"""The organization wizard's *Restore from backup* path, for Site Admins: the extra first step,
+*Backup selection* (a kept backup, or an uploaded file with its password), and the backup's logo.
 
-Steps: source (a stored backup, or an uploaded file with its password) → preview → the
-ordinary profile step pre-filled from the backup → the Regulations step, read-only → confirm.
-The answers live in the session until the last step queues one restore that creates the
-organization and restores into it in one transaction (``restores.services``). The new
-organization's Owner is the Site Admin running the wizard unless they name another user.
+The ordinary steps follow, pre-filled from the backup (``restores.wizard_steps``). The answers
+live in the session until the review queues one restore that creates the organization and
+restores into it in one transaction (``restores.services``).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from functools import wraps
 from itertools import groupby
@@ -17,24 +15,22 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from backups.archive import ArchiveError
-from backups.importer import delete_files
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
-from organizations.services import unique_slug
+from organizations.wizard.display import describe_wizard_data
+from organizations.wizard.flow import drop_logo, stepper
 from restores import engine, services
-from restores.forms import ProfileForm, UploadForm, sniff_image
+from restores.forms import UploadForm, sniff_image
 from restores.models import RestoreUpload
 from restores.permissions import may_use_wizard
 from restores.uploads import LimitedTemporaryFileUploadHandler
 
 SESSION_KEY = "restore_wizard"
-STEPS = ("Backup selection", "Organization", "Regulations", "Confirm")
 
 
 def site_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -58,12 +54,10 @@ def _save(request: HttpRequest, state: dict[str, Any]) -> None:
 
 
 def _drop_logo(state: dict[str, Any]) -> None:
-    logo = (state.get("profile") or {}).get("logo")
-    if logo:
-        delete_files([logo])
+    drop_logo(state)
 
 
-def _restorable_backups() -> Any:
+def restorable_backups() -> Any:
     return (
         Backup.objects.filter(status=Backup.Status.COMPLETED)
         .exclude(file="")
@@ -72,18 +66,24 @@ def _restorable_backups() -> Any:
     )
 
 
-def _context(request: HttpRequest, step: int, **extra: Any) -> dict[str, Any]:
-    return {"steps": STEPS, "step": step, "state": _state(request), **extra}
+def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    from restores.wizard_steps import RESTORE
+
+    return {"flow": RESTORE, "stepper": stepper(RESTORE, "backup", {}), "state": _state(request), **extra}
+
+
+def _fresh(request: HttpRequest) -> None:
+    """``?new=1``: start again (an unfinished wizard's uploaded logo is deleted)."""
+    if request.GET.get("new"):
+        _drop_logo(_state(request))
+        _save(request, {})
 
 
 @site_admin_required
 def wizard_start(request: HttpRequest) -> HttpResponse:
     """*Add via wizard ▾ → Restore from backup*: choose where the backup comes from."""
-    if request.GET.get("new"):
-        state = _state(request)
-        _drop_logo(state)
-        _save(request, {})
-    return render(request, "restores/wizard/start.html", _context(request, 0))
+    _fresh(request)
+    return render(request, "restores/wizard/start.html", _context(request))
 
 
 def _preview_of_backup(backup: Backup) -> dict[str, Any]:
@@ -94,9 +94,10 @@ def _preview_of_backup(backup: Backup) -> dict[str, Any]:
 @site_admin_required
 def wizard_backup(request: HttpRequest) -> HttpResponse:
     """Step 1, *Backup selection*: backups grouped by organization, newest first, with a preview."""
+    _fresh(request)
     state = _state(request)
     if request.method == "POST":
-        backup = get_object_or_404(_restorable_backups(), pk=request.POST.get("backup"))
+        backup = get_object_or_404(restorable_backups(), pk=request.POST.get("backup"))
         try:
             preview = _preview_of_backup(backup)
         except (ArchiveError, engine.RestoreRefused, PasswordUnavailable) as exc:
@@ -107,12 +108,12 @@ def wizard_backup(request: HttpRequest) -> HttpResponse:
         return redirect("restores:wizard_profile")
     groups = [
         {"organization": org, "backups": list(items)}
-        for org, items in groupby(_restorable_backups(), key=lambda b: b.organization)
+        for org, items in groupby(restorable_backups(), key=lambda b: b.organization)
     ]
     selected = preview = error = None
     chosen = request.GET.get("preview") or (state.get("source") or {}).get("pk")
     if chosen and str(chosen).isdigit():
-        selected = _restorable_backups().filter(pk=chosen).first()
+        selected = restorable_backups().filter(pk=chosen).first()
         if selected is not None:
             try:
                 preview = _preview_of_backup(selected)
@@ -121,7 +122,14 @@ def wizard_backup(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "restores/wizard/backup.html",
-        _context(request, 1, groups=groups, selected=selected, preview=preview, preview_error=error),
+        _context(
+            request,
+            groups=groups,
+            selected=selected,
+            preview=preview,
+            preview_error=error,
+            wizard_data=describe_wizard_data(((preview or {}).get("organization") or {}).get("creation_wizard_data")),
+        ),
     )
 
 
@@ -137,6 +145,7 @@ def wizard_upload(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 @site_admin_required
 def _wizard_upload(request: HttpRequest, handler: LimitedTemporaryFileUploadHandler) -> HttpResponse:
+    _fresh(request)
     form = UploadForm()
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
@@ -172,110 +181,7 @@ def _wizard_upload(request: HttpRequest, handler: LimitedTemporaryFileUploadHand
             finally:
                 uploaded.close()
     return render(
-        request, "restores/wizard/upload.html", _context(request, 1, form=form), status=400 if form.errors else 200
-    )
-
-
-def _source(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    state = _state(request)
-    if not state.get("source") or not state.get("preview"):
-        return None
-    return state["source"], state["preview"]
-
-
-@site_admin_required
-def wizard_profile(request: HttpRequest) -> HttpResponse:
-    """Step 2: the ordinary organization step, pre-filled from the backup, editable."""
-    found = _source(request)
-    if found is None:
-        return redirect("restores:wizard")
-    _source_info, preview = found
-    state = _state(request)
-    captured = preview["organization"]
-    if state.get("profile"):
-        saved = state["profile"]
-        initial = ProfileForm.initial_from(saved, saved["owner_email"], saved["slug"])
-    else:
-        initial = ProfileForm.initial_from(captured, request.user.email, unique_slug(captured.get("name") or ""))  # type: ignore[union-attr]
-    form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        logo_name = (state.get("profile") or {}).get("logo", "")
-        if data.get("logo"):
-            if logo_name:
-                delete_files([logo_name])
-            logo_name = default_storage.save(f"restore-uploads/logo-{uuid.uuid4().hex}", data["logo"])
-        state["profile"] = engine.NewOrganization(
-            name=data["name"],
-            slug=data["slug"],
-            owner_email=data["owner_email"],
-            description=data["description"],
-            license_identifier=data["license_identifier"],
-            jurisdiction=data["jurisdiction"],
-            language_settings=form.language_settings(captured.get("language_settings")),
-            creation_wizard_data=captured.get("creation_wizard_data") or {},
-            logo=logo_name,
-        ).__dict__
-        _save(request, state)
-        return redirect("restores:wizard_regulations")
-    return render(
-        request,
-        "restores/wizard/profile.html",
-        _context(request, 2, form=form, preview=preview, new_logo=(state.get("profile") or {}).get("logo")),
-    )
-
-
-@site_admin_required
-def wizard_regulations(request: HttpRequest) -> HttpResponse:
-    """Step 3: the backup's regulations, shown read-only; they are applied on completion."""
-    found = _source(request)
-    state = _state(request)
-    if found is None or not state.get("profile"):
-        return redirect("restores:wizard")
-    preview = found[1]
-    unknown = [r["code"] for r in preview["regulations"] if not r["known"]]
-    if request.method == "POST" and not unknown:
-        state["regulations_seen"] = True
-        _save(request, state)
-        return redirect("restores:wizard_confirm")
-    return render(request, "restores/wizard/regulations.html", _context(request, 3, preview=preview, unknown=unknown))
-
-
-@site_admin_required
-def wizard_confirm(request: HttpRequest) -> HttpResponse:
-    """Step 4: the summary; *Create organization and restore* queues the restore."""
-    found = _source(request)
-    state = _state(request)
-    if found is None or not state.get("profile") or not state.get("regulations_seen"):
-        return redirect("restores:wizard")
-    source, preview = found
-    if request.method == "POST":
-        backup = upload = None
-        if source["type"] == "backup":
-            backup = _restorable_backups().filter(pk=source["pk"]).first()
-        else:
-            upload = RestoreUpload.objects.filter(pk=source["pk"], uploaded_by=request.user).first()
-        if backup is None and upload is None:
-            messages.error(request, "The chosen backup is no longer available; choose another.")
-            return redirect("restores:wizard_backup")
-        try:
-            restore = services.restore_new_organization(
-                user=request.user,  # type: ignore[arg-type]
-                profile=engine.NewOrganization.from_options(state["profile"]),
-                backup=backup,
-                upload=upload,
-                request=request,
-            )
-        except services.RestoreError as exc:
-            messages.error(request, str(exc))
-        else:
-            _save(request, {})
-            messages.success(request, "The organization is being created from the backup.")
-            return redirect(restore)
-    return render(
-        request,
-        "restores/wizard/confirm.html",
-        _context(request, 4, preview=preview, profile=state["profile"], source=source),
+        request, "restores/wizard/upload.html", _context(request, form=form), status=400 if form.errors else 200
     )
 
 
@@ -296,7 +202,7 @@ def _logo_response(reader: Any) -> HttpResponse:
 @site_admin_required
 def backup_logo(request: HttpRequest, backup_pk: int) -> HttpResponse:
     """The logo inside a backup, for the preview."""
-    backup = get_object_or_404(_restorable_backups(), pk=backup_pk)
+    backup = get_object_or_404(restorable_backups(), pk=backup_pk)
     try:
         with engine.open_backup(backup) as reader:
             return _logo_response(reader)

@@ -60,7 +60,17 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     jurisdiction = "England and Wales"
     master_data_version = factory.SubFactory(MasterDataVersionFactory)
     language_settings = factory.LazyFunction(lambda: {"default": "en", "available": ["en", "de"]})
-    creation_wizard_data = factory.LazyFunction(lambda: {"size": "small", "sector": "legal"})
+    creation_wizard_data = factory.LazyFunction(
+        lambda: {
+            "company": {"legal_name": "Test Organization LLP", "employees": "11-50", "sector": "Legal"},
+            "address": {"line1": "1 Test Street", "city": "London", "postcode": "EC1A 1AA", "country": "GB"},
+            "contact": {"name": "Olivia Owner", "email": "contact@org.test", "phone": "+44 20 7946 0000"},
+            "structure": {"enterprise": False},
+            "modules": ["documents", "practice", "account_backups"],
+            "completed_steps": ["profile", "structure", "regulations", "users", "review"],
+            "completed_at": "2025-01-02T09:00:00Z",
+        }
+    )
 
 
 class FacilityFactory(factory.django.DjangoModelFactory):

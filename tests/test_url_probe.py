@@ -120,6 +120,15 @@ SITE_TABLE: dict[str, Entry] = {
         only("owner", "admin", "editor", "editor_a", "member", "site_admin"),
         only("other_owner", "site_admin"),
     ),
+    # Administration → Organization Management and the creation wizard: Site Admins only
+    "management:organizations": Entry(SITE_ADMINS),
+    "management:wizard": Entry(only("site_admin", ok=to("management:wizard_company"))),  # a fresh wizard
+    "management:wizard_company": Entry(SITE_ADMINS),
+    # a later step before the earlier ones are answered sends back to the first unanswered one
+    **{
+        f"management:wizard_{step}": Entry(only("site_admin", ok=to("management:wizard_company")))
+        for step in ("address", "contact", "structure", "regulations", "modules", "review")
+    },
     # backups: the pages of the current organization (the operator has none: 403)
     "backups:list": Entry(only("owner", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
     "backups:toolbar": Entry(only("owner", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
@@ -155,7 +164,11 @@ SITE_TABLE: dict[str, Entry] = {
     "restores:wizard_backup": Entry(SITE_ADMINS),
     "restores:wizard_upload": Entry(SITE_ADMINS),
     "restores:wizard_profile": Entry(only("site_admin", ok=to("restores:wizard"))),  # no source chosen yet
+    "restores:wizard_address": Entry(only("site_admin", ok=to("restores:wizard"))),
+    "restores:wizard_contact": Entry(only("site_admin", ok=to("restores:wizard"))),
+    "restores:wizard_structure": Entry(only("site_admin", ok=to("restores:wizard"))),
     "restores:wizard_regulations": Entry(only("site_admin", ok=to("restores:wizard"))),
+    "restores:wizard_modules": Entry(only("site_admin", ok=to("restores:wizard"))),
     "restores:wizard_confirm": Entry(only("site_admin", ok=to("restores:wizard"))),
     "restores:backup_logo": scoped("backup", SITE_ADMINS, SITE_ADMINS),
     # the Site Admin's own upload, and one of another Site Admin

@@ -179,10 +179,14 @@ def test_wizard_restore_from_an_uploaded_file(stack: Stack, tenant) -> None:  # 
     assert "The file was verified: every check and hash passed." in profile.text
     # The uploaded file went to the S3 store, not to the web server's disk.
     assert any(key.startswith("restore-uploads/") for key in stack.object_keys())
-    regulations = admin.submit(
+    step = admin.submit(
         admin.form(profile, 'enctype="multipart/form-data"'), expect=200, name="Acme (moved)", slug="acme-moved"
     )
-    confirm = admin.submit(admin.form(regulations, 'data-testid="wizard-next"'), expect=200)
+    # Address, contact, structure (read-only), regulations (read-only), modules: as pre-filled.
+    for title in ("Address", "Contact", "Structure", "Regulations", "Modules"):
+        assert text_by_testid(step.text, "wizard-step-title") == title
+        step = admin.submit(admin.form(step, 'data-testid="wizard-next"'), expect=200)
+    confirm = step
     assert "Acme (moved)" in text_by_testid(confirm.text, "wizard-summary") or "Acme (moved)" in confirm.text
     page = admin.submit(admin.form(confirm, 'data-testid="wizard-create"'), expect=200)
     assert "The organization is being created from the backup." in page.text

@@ -35,15 +35,26 @@ def admin_client(tenant) -> Client:  # type: ignore[no-untyped-def]
 
 
 def profile_post(client: Client, **changes: Any) -> Any:
-    """Submit the organization step with the pre-filled values, changed where asked."""
+    """Submit the company step with the pre-filled values, changed where asked."""
     form = client.get(reverse("restores:wizard_profile")).context["form"]
     data = {name: form.initial.get(name, "") for name in form.fields if name != "logo"}
     data.update(changes)
     return client.post(reverse("restores:wizard_profile"), data)
 
 
+def accept_step(client: Client, name: str) -> None:
+    """Submit a step as pre-filled from the backup (read-only steps: just continue)."""
+    page = client.get(reverse(name))
+    assert page.status_code == 200, (name, page.status_code)
+    form = page.context.get("form")
+    data = {k: v for k, v in (form.initial if form is not None else {}).items() if v not in (None, "")}
+    response = client.post(reverse(name), data)
+    assert response.status_code == 302, response.content.decode()[-1500:]
+
+
 def finish(client: Client) -> Restore:
-    assert client.post(reverse("restores:wizard_regulations")).status_code == 302
+    for name in ("address", "contact", "structure", "regulations", "modules"):
+        accept_step(client, f"restores:wizard_{name}")
     response = client.post(reverse("restores:wizard_confirm"))
     assert response.status_code == 302, response.content[:500]
     restore = Restore.objects.get(kind=Restore.Kind.NEW_ORGANIZATION)
@@ -73,7 +84,10 @@ def test_restore_from_a_kept_backup_into_a_new_organization(tenant, full_backup,
     form = admin_client.get(reverse("restores:wizard_profile")).context["form"]
     assert form.initial["name"] == "Acme Legal" and form.initial["description"] == tenant.org.description
     assert form.initial["owner_email"] == tenant.site_admin.email and form.initial["slug"] == "acme-legal"
-    assert profile_post(admin_client, name="Acme Legal (restored)", slug="acme-restored").status_code == 302
+    posted = profile_post(admin_client, name="Acme Legal (restored)", slug="acme-restored")
+    assert posted.status_code == 302, posted.context["form"].errors
+    for name in ("address", "contact", "structure"):
+        accept_step(admin_client, f"restores:wizard_{name}")
     regulations = admin_client.get(reverse("restores:wizard_regulations"))
     assert b"<fieldset disabled" in regulations.content
     restore = finish(admin_client)
@@ -144,7 +158,7 @@ def test_the_wizard_is_for_site_admins_only(tenant, full_backup) -> None:  # typ
 def test_a_slug_in_use_is_refused_in_the_form(tenant, full_backup, admin_client) -> None:  # type: ignore[no-untyped-def]
     admin_client.post(reverse("restores:wizard_backup"), {"backup": full_backup.pk})
     response = profile_post(admin_client, slug="acme")
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "already uses this address" in response.content.decode()
 
 
@@ -246,3 +260,47 @@ def test_abandoned_uploads_are_cleaned_up(tenant, full_backup, admin_client) -> 
     RestoreUpload.objects.update(created_at=timezone.now() - dt.timedelta(days=2))
     assert services.uploads_cleanup() == 1
     assert not [n for n in media_listing() if n.startswith("restore-uploads/")]
+
+
+def test_every_step_is_pre_filled_from_the_backup_and_edits_are_kept(tenant, full_backup, admin_client) -> None:  # type: ignore[no-untyped-def]
+    captured = tenant.org.creation_wizard_data
+    preview = admin_client.get(reverse("restores:wizard_backup"), {"preview": full_backup.pk}).content.decode()
+    assert "Legal name" in preview and captured["company"]["legal_name"] in preview
+    assert "{&#x27;" not in preview and "{'" not in preview  # labelled fields, not dictionaries
+    admin_client.post(reverse("restores:wizard_backup"), {"backup": full_backup.pk})
+    company = admin_client.get(reverse("restores:wizard_profile")).context["form"]
+    assert company.initial["legal_name"] == captured["company"]["legal_name"]
+    assert company.fields["master_data_version"].disabled
+    profile_post(admin_client, slug="edited")
+    address = admin_client.get(reverse("restores:wizard_address")).context["form"].initial
+    assert address == captured["address"]
+    data = dict(address, city="Bristol")
+    assert admin_client.post(reverse("restores:wizard_address"), data).status_code == 302
+    contact = admin_client.get(reverse("restores:wizard_contact")).context["form"].initial
+    assert contact == captured["contact"]
+    accept_step(admin_client, "restores:wizard_contact")
+    # Structure is read-only: the backup's OUs come with its data; a posted change is ignored.
+    structure = admin_client.get(reverse("restores:wizard_structure")).content.decode()
+    assert "cannot be changed in this step" in structure and "Litigation" in structure and "Finance" in structure
+    admin_client.post(reverse("restores:wizard_structure"), {"ou-TOTAL_FORMS": "1", "ou-0-name": "Injected"})
+    assert "Injected" not in admin_client.get(reverse("restores:wizard_regulations")).content.decode()
+    accept_step(admin_client, "restores:wizard_regulations")
+    modules = admin_client.get(reverse("restores:wizard_modules")).context["form"].initial
+    assert modules == {"modules": captured["modules"]}
+    admin_client.post(reverse("restores:wizard_modules"), {"modules": ["documents"]})
+    review = admin_client.get(reverse("restores:wizard_confirm")).content.decode()
+    assert "Bristol" in review and "Litigation (LIT)" in review and "The logo from the backup" in review
+    restore = run(finish_from_review(admin_client))
+    assert restore.status == Restore.Status.COMPLETED, restore.failure_reason
+    new = Organization.objects.get(slug="edited")
+    assert new.creation_wizard_data["address"]["city"] == "Bristol"
+    assert new.creation_wizard_data["modules"] == ["documents"]
+    assert new.creation_wizard_data["company"] == captured["company"]
+    assert new.creation_wizard_data["completed_at"] == captured["completed_at"]  # the original creation
+    assert sorted(new.ous.values_list("code", flat=True)) == ["FIN", "LIT"]
+
+
+def finish_from_review(client: Client) -> Restore:
+    response = client.post(reverse("restores:wizard_confirm"))
+    assert response.status_code == 302
+    return Restore.objects.get(kind=Restore.Kind.NEW_ORGANIZATION)
