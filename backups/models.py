@@ -20,9 +20,10 @@ def archive_upload_to(instance: Backup, filename: str) -> str:
 
 class BackupQuerySet(models.QuerySet["Backup"]):
     def visible_to(self, user: User) -> BackupQuerySet:
-        """Backups the user may see: Site Admins all; others only backups whose every OU they
-        may back up (an all-OUs backup needs the permission in every OU of the organization)."""
-        from accounts.permissions import backup_ou_ids
+        """Backups the user may see: Site Admins all; an organization's Owner and Admins every
+        backup of it; members only backups whose every OU they may back up (an all-OUs backup
+        needs the permission in every OU of the organization)."""
+        from accounts.permissions import backup_ou_ids, manages_all_backups
         from organizations.models import Organization
 
         if not user.is_authenticated or not user.is_active:
@@ -31,6 +32,9 @@ class BackupQuerySet(models.QuerySet["Backup"]):
             return self.all()
         visible = Q(pk__in=[])
         for org in Organization.objects.filter(memberships__user=user):
+            if manages_all_backups(user, org):
+                visible |= Q(organization=org)
+                continue
             allowed = backup_ou_ids(user, org)
             if not allowed:
                 continue

@@ -210,9 +210,9 @@ def test_request_button_hidden_while_a_backup_is_pending(cast) -> None:  # type:
 
 def test_menu_item_for_permission_holders_and_site_admins_only(cast) -> None:  # type: ignore[no-untyped-def]
     link = f'href="{LIST}"'
-    for user in (cast.owner, cast.editor, cast.editor_a, cast.site_admin):
+    for user in (cast.owner, cast.admin, cast.editor, cast.editor_a, cast.site_admin):
         assert link in login(user).get("/").content.decode(), user.email
-    for user in (cast.member, cast.admin):
+    for user in (cast.member,):
         assert link not in login(user).get("/").content.decode(), user.email
 
 
