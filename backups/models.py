@@ -89,6 +89,11 @@ class Backup(models.Model):
     schedule = models.ForeignKey(
         "backups.BackupSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="backups"
     )
+    requested_via = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Who asked when no user of the site did, e.g. “Operator ops@example.com via command line”.",
+    )
 
     # Scope
     all_ous = models.BooleanField(default=True)
@@ -161,6 +166,20 @@ class Backup(models.Model):
             return self.label
         when = timezone.localtime(self.created_at).strftime("%Y-%m-%d %H:%M")
         return f"{self.get_kind_display()} backup {when}"
+
+    @property
+    def requester_display(self) -> str:
+        """Who requested it, as the list's *Created by* says it (the requester is loaded)."""
+        user = self.requested_by
+        if user is not None:
+            return user.get_full_name() or user.email
+        if self.requested_via:
+            return self.requested_via
+        if self.kind == self.Kind.SCHEDULED:
+            return "Schedule"
+        if self.kind == self.Kind.PRE_RESTORE:
+            return "System, before a restore"
+        return "System"
 
     @property
     def is_downloadable(self) -> bool:

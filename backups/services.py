@@ -106,6 +106,7 @@ def backup_request(
     schedule: BackupSchedule | None = None,
     request: Any = None,
     dispatch: bool | None = None,
+    requested_via: str = "",
 ) -> tuple[Backup, str]:
     """Queue a backup. Returns the backup and its password (shown once, never stored in clear).
 
@@ -133,6 +134,7 @@ def backup_request(
             backup = Backup.objects.create(
                 organization=organization,
                 requested_by=requested_by,
+                requested_via=requested_via[:200],
                 kind=kind,
                 schedule=schedule,
                 label=label.strip()[:120],
@@ -316,7 +318,7 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
                 datasets=backup.datasets,
                 sink=sink,
                 password=unwrap_password(backup.password_wrapped),
-                created_by=backup.requested_by.email if backup.requested_by else "system",
+                created_by=backup.requested_by.email if backup.requested_by else (backup.requested_via or "system"),
                 extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
                 storage=storage,
                 progress=heartbeat,
@@ -351,7 +353,7 @@ def _storage_failure(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno is not None:
-            return f"Storage error: {current.strerror or current}"
+            return _storage_sentence(current)
         if isinstance(current, ClientError):
             code = current.response.get("Error", {}).get("Code", "") or "an error"
             return f"Storage error: the file storage refused the request ({code}). Try again later."
@@ -361,6 +363,26 @@ def _storage_failure(exc: BaseException) -> str | None:
             )
         current = current.__cause__  # explicit chaining only: a handled error is not the cause
     return None
+
+
+def _storage_sentence(exc: OSError) -> str:
+    """A local storage failure as a sentence saying what happened and what to do."""
+    import errno
+
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST:
+        return (
+            f"Storage error: the file storage already holds a file under this backup's name ({what}); "
+            "nothing was overwritten. Request the backup again."
+        )
+    if exc.errno == errno.ENOSPC:
+        return f"Storage error: the file storage is full ({what}). Free some space, then request the backup again."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"Storage error: the service may not write to the file storage ({what}). "
+            "Ask the operator to check it, then request the backup again."
+        )
+    return f"Storage error: the file storage could not write the archive ({what}). Try again later."
 
 
 def backup_complete(*, backup: Backup, result: Any, name: str) -> Backup:

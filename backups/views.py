@@ -25,8 +25,8 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts.models import User
 from accounts.permissions import can_use_backups
-from backups import downloads, selectors
-from backups.filters import BackupFilter
+from backups import downloads, rows, selectors
+from backups.filters import SORTS, BackupFilter, sort_headers
 from backups.forms import BackupRequestForm, ScheduleForm
 from backups.models import Backup, BackupSchedule
 from backups.services import (
@@ -134,11 +134,15 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(filterset.qs, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
     toolbar = _toolbar_context(request, org)
+    sort = params["sort"] if params.get("sort") in SORTS else "-date"
     context = {
         **toolbar,
         "filter": filterset,
         "page": page,
         "query": query,
+        "sort": sort,
+        "headers": sort_headers(request.GET, sort),
+        "hidden_count": 0 if page.object_list else selectors.hidden_backup_count(user, org),
         "is_filtered": filterset.is_filtered,
         "site_admin_view": user.is_site_admin,
         "can_admin": user.is_site_admin or toolbar["can_admin_org"],
@@ -206,8 +210,8 @@ def backup_request_view(request: HttpRequest) -> HttpResponse:
                 # The password is never put in a message: messages live in the session.
                 messages.success(
                     request,
-                    f"Backup “{backup.display_name}” requested. It runs shortly; keep the password you "
-                    "copied: you need it to open the file.",
+                    f"Backup “{backup.display_name}” requested. {_when_it_starts(backup)} Keep the password "
+                    "you copied: you need it to open the file.",
                 )
                 target = reverse("backups:list")
                 return HttpResponseClientRedirect(target) if _is_htmx(request) else redirect(target)
@@ -223,6 +227,15 @@ def backup_request_view(request: HttpRequest) -> HttpResponse:
     }
     template = "backups/_request_dialog.html" if _is_htmx(request) else "backups/request.html"
     return render(request, template, context)
+
+
+def _when_it_starts(backup: Backup) -> str:
+    """The flash message's sentence about the queue: the same words as the pending row."""
+    note = rows.queue_note(backup)
+    if settings.BACKUP_DISPATCH_IMMEDIATELY:
+        return f"{note}."
+    minutes = max(1, round(settings.BACKUP_QUEUE_INTERVAL / 60))
+    return f"{note}, when the queue next runs (it runs every {minutes} minutes)."
 
 
 # ----------------------------------------------------------------------------------------------

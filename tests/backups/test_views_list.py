@@ -38,7 +38,7 @@ def test_row_shows_every_column(cast) -> None:  # type: ignore[no-untyped-def]
     assert "Manual" in row
     assert "Litigation" in row and "All OUs" not in row
     assert ">3<" in row  # document count
-    assert "4.0\xa0KB" in row  # size
+    assert "4.0 KiB" in row  # size, in the unit system of every page and the CLI
     assert timezone.localtime(backup.download_expires_at).strftime("%Y") in row
     assert "Never" in row  # last verified
     assert reverse("backups:download", args=[backup.pk]) in row
@@ -59,7 +59,7 @@ def test_status_badges_and_actions_follow_the_status(cast) -> None:  # type: ign
     pending = make_backup(cast.org, Backup.Status.PENDING)
     expired = make_backup(cast.org, Backup.Status.EXPIRED)
     html = login(cast.owner).get(LIST).content.decode()
-    assert 'title="Disk full on the worker"' in html  # failure reason on hover
+    assert ">Disk full on the worker.</div>" in html  # the failure reason, a sentence under the badge
     assert reverse("backups:cancel", args=[pending.pk]) in html
     for b in (failed, expired):
         assert reverse("backups:download", args=[b.pk]) not in html
@@ -190,7 +190,7 @@ def test_without_a_valid_subscription_the_page_explains_and_links(cast, settings
     done = make_backup(cast.org)  # completed before: still downloadable
     html = login(cast.owner).get(LIST).content.decode()
     assert "is not active" in html
-    assert 'href="https://shop.example/backups"' in html and 'href="mailto:sales@shop.example"' in html
+    assert 'href="https://shop.example/backups"' in html and 'href="mailto:sales@shop.example?subject=' in html
     assert 'data-testid="request-backup"' not in html
     assert reverse("backups:download", args=[done.pk]) in html
     sub.delete()
