@@ -255,6 +255,9 @@ class BackupSchedule(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, default=Weekday.SUNDAY)
     time_of_day = models.TimeField(default=dt.time(2, 0))
     datasets = models.JSONField(default=list, blank=True, help_text="Empty means every data set.")
+    # Scope, as in a request: no OU and no facility means every OU of the organization.
+    ous = models.ManyToManyField("organizations.OrganisationalUnit", blank=True, related_name="backup_schedules")
+    facilities = models.ManyToManyField("organizations.Facility", blank=True, related_name="backup_schedules")
     include_active = models.BooleanField(default=True)
     include_inactive = models.BooleanField(default=True)
     exclude_superseded = models.BooleanField(default=False)
@@ -272,6 +275,12 @@ class BackupSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization}: {self.get_frequency_display()} at {self.time_of_day:%H:%M}"
+
+    def backup_label(self, when: dt.datetime) -> str:
+        """The name of the backup a run makes: the schedule's name and the run's date, e.g.
+        "Nightly · 1 Dec 2026" (one run a day at most, so the date tells them apart)."""
+        local = timezone.localtime(when)
+        return f"{self.name} · {local.day} {local:%b %Y}"[:120]
 
     def compute_next_run(self, after: dt.datetime) -> dt.datetime:
         """The first run time strictly after ``after``, in the server's time zone."""

@@ -527,60 +527,6 @@ def process_queue(*, limit: int | None = None) -> int:
 # Schedules
 
 
-@transaction.atomic
-def schedule_save(*, schedule: BackupSchedule, user: User | None, request: Any = None) -> BackupSchedule:
-    """Create or update a schedule and compute its next run."""
-    schedule.datasets = ds.resolve(schedule.datasets) if schedule.datasets else []
-    schedule.next_run_at = schedule.compute_next_run(timezone.now()) if schedule.enabled else None
-    if schedule.pk is None:
-        schedule.created_by = user
-    schedule.save()
-    audit_log(
-        action="backup_schedule.save", actor=user, organization=schedule.organization, obj=schedule, request=request
-    )
-    return schedule
-
-
-@transaction.atomic
-def schedule_delete(*, schedule: BackupSchedule, user: User | None, request: Any = None) -> None:
-    """Delete a schedule; the backups it made stay (their ``schedule`` link is cleared)."""
-    audit_log(
-        action="backup_schedule.delete", actor=user, organization=schedule.organization, obj=schedule, request=request
-    )
-    schedule.delete()
-
-
-def schedules_run_due(*, now: Any = None) -> list[Backup]:
-    """Queue a backup for every enabled schedule whose time has come."""
-    now = now or timezone.now()
-    queued: list[Backup] = []
-    due = BackupSchedule.objects.filter(enabled=True, next_run_at__lte=now).select_related("organization")
-    for schedule in due:
-        with transaction.atomic():
-            # Claim the run first so two beats (or a retry) never queue it twice.
-            claimed = BackupSchedule.objects.filter(pk=schedule.pk, next_run_at=schedule.next_run_at).update(
-                last_run_at=now, next_run_at=schedule.compute_next_run(now)
-            )
-        if not claimed:
-            continue
-        try:
-            backup, _ = backup_request(
-                organization=schedule.organization,
-                requested_by=None,
-                datasets=schedule.datasets or None,
-                include_active=schedule.include_active,
-                include_inactive=schedule.include_inactive,
-                exclude_superseded=schedule.exclude_superseded,
-                label=f"{schedule.name} {timezone.localtime(now):%Y-%m-%d %H:%M}",
-                kind=Backup.Kind.SCHEDULED,
-                schedule=schedule,
-            )
-            queued.append(backup)
-        except BackupError as exc:
-            logger.warning("schedule %s skipped: %s", schedule.pk, exc)
-    return queued
-
-
 def _rotate_scheduled(schedule: BackupSchedule) -> None:
     """Keep the last N completed scheduled backups of a schedule; expire older ones."""
     completed = Backup.objects.filter(schedule=schedule, status=Backup.Status.COMPLETED).order_by(

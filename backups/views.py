@@ -27,16 +27,14 @@ from accounts.models import User
 from accounts.permissions import can_use_backups
 from backups import downloads, rows, selectors
 from backups.filters import SORTS, BackupFilter, sort_headers
-from backups.forms import BackupRequestForm, ScheduleForm
-from backups.models import Backup, BackupSchedule
+from backups.forms import BackupRequestForm
+from backups.models import Backup
 from backups.services import (
     BackupError,
     IllegalTransition,
     backup_cancel,
     backup_expire,
     backup_request,
-    schedule_delete,
-    schedule_save,
 )
 from organizations.models import Organization
 
@@ -354,78 +352,3 @@ def backup_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"Verification of “{backup.display_name}” started; the result appears under Last verified."
         )
     return _back(request, reverse("backups:list"))
-
-
-# ----------------------------------------------------------------------------------------------
-# Schedules (Owner and Admin)
-
-
-def _schedule_guard(request: HttpRequest) -> tuple[Organization | None, HttpResponse | None]:
-    org = _organization(request)
-    if org is None or not selectors.can_administer(_user(request), org):
-        return org, _forbidden(request, "Backup schedules are managed by the organization's Owner and Admins.")
-    return org, None
-
-
-@login_required
-@require_GET
-def schedule_list(request: HttpRequest) -> HttpResponse:
-    org, refused = _schedule_guard(request)
-    if refused:
-        return refused
-    schedules = selectors.schedules_visible_to(_user(request)).filter(organization=org).order_by("name")
-    rows = [(s, selectors.dataset_labels(s.datasets)) for s in schedules]
-    return render(
-        request,
-        "backups/schedules.html",
-        {
-            "organization": org,
-            "rows": rows,
-            "subscription": selectors.subscription_state(org),
-            "can_use_backups": _may_use_page(request, org),
-        },
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def schedule_create(request: HttpRequest) -> HttpResponse:
-    org, refused = _schedule_guard(request)
-    if refused:
-        return refused
-    schedule = BackupSchedule(organization=org)
-    return _schedule_form(request, schedule, created=True)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(selectors.schedules_visible_to(_user(request)).select_related("organization"), pk=pk)
-    return _schedule_form(request, schedule, created=False)
-
-
-def _schedule_form(request: HttpRequest, schedule: BackupSchedule, *, created: bool) -> HttpResponse:
-    if request.method == "POST":
-        form = ScheduleForm(request.POST, instance=schedule)
-        if form.is_valid():
-            saved = schedule_save(schedule=form.instance, user=_user(request), request=request)
-            when = f"next run {saved.next_run_at:%d %b %Y %H:%M}" if saved.next_run_at else "disabled, it will not run"
-            messages.success(request, f"Schedule “{saved.name}” saved: {when}.")
-            return redirect("backups:schedules")
-    else:
-        form = ScheduleForm(instance=schedule)
-    return render(
-        request,
-        "backups/schedule_form.html",
-        {"form": form, "schedule": schedule, "created": created, "organization": schedule.organization},
-    )
-
-
-@login_required
-@require_POST
-def schedule_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(selectors.schedules_visible_to(_user(request)), pk=pk)
-    name = schedule.name
-    schedule_delete(schedule=schedule, user=_user(request), request=request)
-    messages.success(request, f"Schedule “{name}” deleted. The backups it made stay.")
-    return redirect("backups:schedules")
