@@ -1,4 +1,4 @@
-"""Account Backups pages: the list with its dialogs, details, downloads and schedules.
+"""Account Backups pages: the list with its dialogs, details and downloads (schedules: ``schedule_views``).
 
 Every backup is loaded through ``Backup.objects.visible_to`` (``selectors.visible_backups``), so
 another organization's backup, or one including an OU the user may not back up, is a 404 on
