@@ -11,6 +11,7 @@ added as a <script> tag, so the page's Content-Security-Policy (script-src 'self
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,11 @@ def _signed_in(browser, live_server, user):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("actor", ACTORS)
 def test_every_page_fits_phones_and_laptops_and_passes_axe(world: World, browser, live_server, actor: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    assert AXE.exists(), "axe-core is missing: run `npm ci` (package.json pins it)"
+    if not AXE.exists():
+        missing = f"axe-core is missing at {AXE}: run `npm ci` (package.json pins it)"
+        if os.environ.get("REQUIRE_BROWSER"):  # CI (.ci/run) installs it: missing there is a failure
+            pytest.fail(missing)
+        pytest.skip(missing)
     client, cookie = _signed_in(browser, live_server, world.actor(actor))
     pages = _html_pages(world, actor, client)
     names = {name for name, _ in pages}
