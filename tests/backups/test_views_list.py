@@ -262,3 +262,19 @@ def test_constant_number_of_queries_for_5_and_100_rows(cast, settings, viewer: s
         selectors.PAGE_SIZE = selectors_page_size
     assert rows_all >= 100
     assert all_rows == small, (small, all_rows)
+
+
+def test_sortable_headers_keep_the_filters_and_mark_the_current_sort(cast) -> None:  # type: ignore[no-untyped-def]
+    make_backup(cast.org)
+    html = login(cast.owner).get(LIST, {"status": "completed", "sort": "-size", "page": "1"}).content.decode()
+    size = re.search(
+        r'<th scope="col" class="text-nowrap text-end" aria-sort="descending"><a class="sort-link" href="([^"]+)"', html
+    )
+    assert size is not None
+    assert size.group(1) == "?status=completed&amp;sort=size"  # the filter stays, the page goes, the order flips
+    created = re.search(
+        r'<th scope="col" class="text-nowrap"><a class="sort-link" href="([^"]+)"[^>]*data-testid="sort-created-at"',
+        html,
+    )
+    assert created is not None and created.group(1) == "?status=completed&amp;sort=-date"
+    assert html.count("aria-sort=") == 1

@@ -45,6 +45,15 @@ def test_cancel_confirmed_after_five_seconds_of_live_refresh_cancels_it_as_an_ad
     expect(page.locator(f"#backup-{backup.pk}")).to_have_attribute("data-status", "cancelled")
     backup.refresh_from_db()
     assert backup.status == Backup.Status.CANCELLED
+
+    # The same Admin sees and downloads a backup of an OU they hold no role in.
+    finance = make_backup(cast.org, ous=(cast.ou_b,), requested_by=cast.owner, label="Finance only")
+    page.reload()
+    row = page.locator(f"#backup-{finance.pk}")
+    with page.expect_download() as info:
+        row.get_by_test_id("download").click()
+    assert info.value.suggested_filename.endswith(".zip")
+    expect(page.get_by_test_id("request-backup")).to_be_visible()
     assert page.js_errors == []
 
 
