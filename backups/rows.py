@@ -9,6 +9,7 @@ The same functions serve the list, the polled row, the details page and the hist
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
@@ -81,16 +82,17 @@ def failure_reason(b: Backup) -> SafeString:
 def queue_note(b: Backup, now: object = None) -> str:
     """When a pending backup starts: at once when requests are dispatched immediately, else at
     the queue's next run (beat runs it at multiples of BACKUP_QUEUE_INTERVAL since the epoch:
-    ``backupsvc.lib.queue``). A backup the last run should have taken waits for a free worker."""
+    ``backupsvc.lib.queue``). A backup still pending after that says it waits for a worker."""
+    current: dt.datetime = now or timezone.now()  # type: ignore[assignment]
+    waited = (current - b.created_at).total_seconds()
     if settings.BACKUP_DISPATCH_IMMEDIATELY:
-        return "Starting now"
-    current = now or timezone.now()
+        return "Starting now" if waited < 60 else "Waiting for a free worker: every worker is busy"
     interval = float(settings.BACKUP_QUEUE_INTERVAL)
-    due = next_aligned_run(current, interval)  # type: ignore[arg-type]
+    due = next_aligned_run(current, interval)
     previous_run = due.timestamp() - interval
     if b.created_at.timestamp() < previous_run - 60:
         return "Waiting for a free worker: the queue is busy"
-    minutes = max(1, int((due - current).total_seconds() + 59) // 60)  # type: ignore[operator]
+    minutes = max(1, int((due - current).total_seconds() + 59) // 60)
     if minutes <= 1:
         return "Starts within a minute"
     return f"Starts within about {minutes} minutes"

@@ -53,6 +53,7 @@ def test_a_backup_the_last_run_missed_waits_for_a_worker(settings) -> None:  # t
     assert queue_note(Backup(created_at=at(12, 40)), at(13, 3)).startswith("Waiting for a free worker")
 
 
-def test_immediate_dispatch_starts_now(settings) -> None:  # type: ignore[no-untyped-def]
+def test_immediate_dispatch_starts_now_unless_every_worker_is_busy(settings) -> None:  # type: ignore[no-untyped-def]
     settings.BACKUP_DISPATCH_IMMEDIATELY = True
-    assert queue_note(Backup(created_at=at(13, 0)), at(13, 3)) == "Starting now"
+    assert queue_note(Backup(created_at=at(13, 2, 50)), at(13, 3)) == "Starting now"
+    assert queue_note(Backup(created_at=at(13, 0)), at(13, 3)).startswith("Waiting for a free worker")
