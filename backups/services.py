@@ -547,6 +547,7 @@ def backup_retry(*, backup: Backup, user: User | None, request: Any = None) -> B
             retry = Backup.objects.create(
                 organization=backup.organization,
                 requested_by=backup.requested_by,
+                requested_via=backup.requested_via,
                 kind=backup.kind,
                 schedule=backup.schedule,
                 label=backup.label,
