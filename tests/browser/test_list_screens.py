@@ -185,3 +185,23 @@ def test_subscription_calls_to_action_are_buttons(cast, page) -> None:  # type: 
     expect(cta.get_by_role("link", name=re.compile("Ask sales"))).to_have_class(re.compile(r"\bbtn\b"))
     expect(page.get_by_test_id("empty-state")).to_contain_text("No backups yet.")
     screenshot(page, "list-no-subscription-cta")
+
+
+def test_on_a_phone_rows_are_cards_and_the_filters_fold_away(cast, page) -> None:  # type: ignore[no-untyped-def]
+    backup = make_backup(cast.org, label="Pocket-sized", requested_by=cast.owner)
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, cast.owner.email, DEMO_PASSWORD)
+    page.goto("/backups/")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    filters = page.get_by_test_id("filters")
+    expect(filters).to_be_hidden()
+    page.get_by_test_id("filters-toggle").click()
+    expect(filters).to_be_visible()
+    expect(page.get_by_label("Sort by")).to_be_visible()
+    row = page.locator(f"#backup-{backup.pk}")
+    expect(row.locator('td[data-label="Size"]')).to_be_visible()
+    expect(page.get_by_test_id("backup-table").locator("thead")).to_be_hidden()  # each cell names its column
+    row.get_by_test_id("more-actions").click()
+    expect(row.get_by_test_id("menu-download")).to_be_visible()
+    screenshot(page, "list-phone-card-menu")
+    assert page.js_errors == []
