@@ -3,8 +3,13 @@
 The rules (DESIGN.md, seeds 000 and 002):
 - Site Admins hold every permission everywhere.
 - An organization's Owner holds every permission in every OU of that organization.
-- Everybody else (Admins included) holds a permission in an OU only through a role assigned
-  to them in that OU; nobody else bypasses the per-OU rule.
+- Account Backups (seed 000 decision, issue 12): the organization's Owners and Admins manage
+  every backup of their organization (see, request for every OU, download, cancel) without
+  any OU role: ``manages_all_backups``. Members hold Backups: Manage Account Backups in an OU
+  only through a role assigned to them in that OU (seed 002). Restores stay Owner/Admin only
+  (``restores.permissions``) and the restore code still goes to the Owner only.
+- Every other permission is held in an OU only through a role assigned in that OU (Admins
+  included).
 Views and services ask these functions; none re-implements them.
 """
 
@@ -61,21 +66,34 @@ def ous_with_permission(user: User, organization: Organization, codename: str) -
     return ous.filter(role_assignments__user=user, role_assignments__role__permissions__codename=codename).distinct()
 
 
+def manages_all_backups(user: User, organization: Organization) -> bool:
+    """Whether the user manages every backup of the organization whatever their OU roles:
+    Site Admins, and the organization's Owner and Admins (seed 000)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_site_admin or is_owner_or_admin(user, organization))
+
+
 def backup_ou_ids(user: User, organization: Organization) -> set[int]:
     """Ids of the OUs the user may back up (memoised on the user object for one request)."""
+    from organizations.models import OrganisationalUnit
+
     cache = user.__dict__.setdefault("_backup_ou_cache", {})
     if organization.pk not in cache:
-        cache[organization.pk] = set(
-            ous_with_permission(user, organization, MANAGE_ACCOUNT_BACKUPS).values_list("pk", flat=True)
-        )
+        if manages_all_backups(user, organization):
+            ous = OrganisationalUnit.objects.filter(organization=organization)
+        else:
+            ous = ous_with_permission(user, organization, MANAGE_ACCOUNT_BACKUPS)
+        cache[organization.pk] = set(ous.values_list("pk", flat=True))
     return cache[organization.pk]
 
 
 def can_use_backups(user: User, organization: Organization) -> bool:
-    """Whether the Account Backups menu shows: the permission in at least one OU, or Site Admin."""
+    """Whether the Account Backups menu shows: Site Admins, the organization's Owner and Admins,
+    and members holding the permission in at least one OU."""
     if not user.is_authenticated:
         return False
-    return user.is_site_admin or bool(backup_ou_ids(user, organization))
+    return manages_all_backups(user, organization) or bool(backup_ou_ids(user, organization))
 
 
 def can_manage_backups_of(user: User, organization: Organization, ous: Iterable[OrganisationalUnit | int]) -> bool:

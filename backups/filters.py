@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import django_filters
 from django import forms
 from django.db.models import F, QuerySet
+from django.http import QueryDict
 
 from accounts.models import User
 from backups import selectors
@@ -16,12 +19,49 @@ from organizations.models import OrganisationalUnit, Organization
 SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "-date": ("Newest first", ("-created_at", "-id")),
     "date": ("Oldest first", ("created_at", "id")),
-    "user": ("Created by", ("requested_by__email", "-created_at", "-id")),
-    "type": ("Type", ("kind", "-created_at", "-id")),
-    "status": ("Status", ("status", "-created_at", "-id")),
+    "user": ("Created by, A to Z", ("requested_by__email", "-created_at", "-id")),
+    "-user": ("Created by, Z to A", ("-requested_by__email", "-created_at", "-id")),
+    "type": ("Type, A to Z", ("kind", "-created_at", "-id")),
+    "-type": ("Type, Z to A", ("-kind", "-created_at", "-id")),
+    "status": ("Status, A to Z", ("status", "-created_at", "-id")),
+    "-status": ("Status, Z to A", ("-status", "-created_at", "-id")),
     "-size": ("Largest first", ("-size", "-created_at", "-id")),
     "size": ("Smallest first", ("size", "-created_at", "-id")),
 }
+
+# The table's sortable headers: column -> (ascending sort, descending sort, first click). They
+# offer exactly the sorts of the form's "Sort by" and write them to the URL the same way.
+SORTABLE_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "created": ("date", "-date", "-date"),
+    "user": ("user", "-user", "user"),
+    "type": ("type", "-type", "type"),
+    "status": ("status", "-status", "status"),
+    "size": ("size", "-size", "-size"),
+}
+
+
+@dataclass(frozen=True)
+class SortHeader:
+    url: str
+    aria_sort: str  # "ascending", "descending" or "none"
+    next_label: str
+
+
+def sort_headers(params: QueryDict, current: str) -> dict[str, SortHeader]:
+    """For each sortable column: the list's URL sorted by it (the other filters kept, back to
+    page 1), its ``aria-sort`` and what a click does."""
+    headers = {}
+    for column, (asc, desc, first) in SORTABLE_COLUMNS.items():
+        if current == asc:
+            state, target = "ascending", desc
+        elif current == desc:
+            state, target = "descending", asc
+        else:
+            state, target = "none", first
+        query = [(k, v) for k, v in params.items() if k not in ("sort", "page") and v]
+        query.append(("sort", target))
+        headers[column] = SortHeader(f"?{urlencode(query)}", state, SORTS[target][0])
+    return headers
 
 
 class _DateInput(forms.DateInput):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Column, Div, Field, Layout, Row, Submit
 from django import forms
 from django.core import signing
+from django.utils import timezone
 
 from accounts.models import User
 from backups import datasets as ds
@@ -43,7 +42,33 @@ class _OUChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.name} ({obj.code}){facility}"
 
 
-class BackupRequestForm(forms.Form):
+class _DatasetPickerMixin:
+    """The data-set picker's rows (``backups/_dataset_picker.html``), for the request dialog and
+    the schedule form alike."""
+
+    is_bound: bool
+    data: Any
+    initial: dict[str, Any]
+
+    def dataset_items(self) -> list[dict[str, Any]]:
+        """The picker's rows: key, label, description, what it needs, and whether it is ticked."""
+        if self.is_bound:
+            checked = set(self.data.getlist("datasets")) if hasattr(self.data, "getlist") else set()
+        else:
+            checked = set(self.initial.get("datasets") or [])
+        return [
+            {
+                "key": key,
+                "label": dataset.label,
+                "description": dataset.description,
+                "needs": ", ".join(ds.REGISTRY[d].label for d in dataset.depends_on),
+                "checked": key in checked,
+            }
+            for key, dataset in ds.REGISTRY.items()
+        ]
+
+
+class BackupRequestForm(_DatasetPickerMixin, forms.Form):
     """The *Request an Account Backup* dialog."""
 
     PASSWORD_GENERATED = "generated"  # noqa: S105 (a choice value, not a password)
@@ -121,23 +146,6 @@ class BackupRequestForm(forms.Form):
         else:
             self.generated_password = unsign_generated_password(self.data.get("generated_token", ""), user) or ""
 
-    def dataset_items(self) -> list[dict[str, Any]]:
-        """The picker's rows: key, label, description, what it needs, and whether it is ticked."""
-        if self.is_bound:
-            checked = set(self.data.getlist("datasets")) if hasattr(self.data, "getlist") else set()
-        else:
-            checked = set(self.initial.get("datasets") or [])
-        return [
-            {
-                "key": key,
-                "label": dataset.label,
-                "description": dataset.description,
-                "needs": ", ".join(ds.REGISTRY[d].label for d in dataset.depends_on),
-                "checked": key in checked,
-            }
-            for key, dataset in ds.REGISTRY.items()
-        ]
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         choice = data.get("password_choice")
@@ -175,15 +183,28 @@ class _TimeInput(forms.TimeInput):
     input_type = "time"
 
 
-class ScheduleForm(forms.ModelForm):
-    """A regular backup of the whole organization."""
+class ScheduleForm(_DatasetPickerMixin, forms.ModelForm):
+    """Regular backups of an organization, with the request dialog's scope and data-set picker."""
 
+    facilities = forms.ModelMultipleChoiceField(
+        queryset=Facility.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        label="Limit to the following facilities",
+        help_text="A facility none of whose OUs you pick is backed up whole.",
+    )
+    ous = _OUChoiceField(
+        queryset=OrganisationalUnit.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+        label="Limit to the following OUs",
+        help_text="Leave blank to back up every OU, including OUs added later.",
+    )
     datasets = forms.MultipleChoiceField(
         choices=(),
-        required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Data sets",
-        help_text="None ticked: every data set. Dependencies are added automatically.",
+        label="Data to include",
+        error_messages={"required": "Pick at least one data set to back up."},
     )
 
     class Meta:
@@ -193,7 +214,6 @@ class ScheduleForm(forms.ModelForm):
             "frequency",
             "time_of_day",
             "weekday",
-            "datasets",
             "include_active",
             "include_inactive",
             "exclude_superseded",
@@ -208,33 +228,48 @@ class ScheduleForm(forms.ModelForm):
             "include_inactive": "Include inactive controlled documents",
             "exclude_superseded": "Exclude superseded controlled documents",
         }
-        help_texts = {"keep_last": "Older scheduled backups of this schedule expire (their history stays)."}
+        help_texts = {
+            "keep_last": "Older scheduled backups of this schedule expire (their history stays).",
+            "name": "Names its backups with the date of each run, e.g. “Nightly · 1 Dec 2026”.",
+        }
         widgets = {"time_of_day": _TimeInput(format="%H:%M")}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
+        self.organization = organization
+        self.fields["time_of_day"].help_text = f"In the time zone {timezone.get_current_timezone_name()}."
+        self.fields["ous"].queryset = selectors.requestable_ous(user, organization)
+        self.enterprise = organization.is_enterprise
+        if self.enterprise:
+            self.fields["facilities"].queryset = selectors.requestable_facilities(user, organization)
+        else:
+            del self.fields["facilities"]
         self.fields["datasets"].choices = selectors.dataset_choices()
+        every = [k for k, _ in selectors.dataset_choices()]
+        if self.instance.pk:
+            self.initial.setdefault("ous", list(self.instance.ous.all()))
+            if self.enterprise:
+                self.initial.setdefault("facilities", list(self.instance.facilities.all()))
+        self.initial["datasets"] = self.instance.datasets or every
         self.fields["keep_last"].min_value = 1
         self.fields["keep_last"].widget.attrs["min"] = 1
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.layout = Layout(
-            "name",
-            Row(
-                Column("frequency", css_class="col-md-4"),
-                Column("time_of_day", css_class="col-md-4"),
-                Column(Div("weekday", data_show_when_weekly="1"), css_class="col-md-4"),
-            ),
-            Field("datasets"),
-            "include_active",
-            "include_inactive",
-            "exclude_superseded",
-            Row(Column("keep_last", css_class="col-md-4"), Column("enabled", css_class="col-md-8 pt-md-4")),
-            Submit("save", "Save schedule"),
-        )
 
     def clean_keep_last(self) -> int:
         value = self.cleaned_data["keep_last"]
         if value is None or value < 1:
             raise forms.ValidationError("Keep at least one backup.")
         return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        chosen = data.get("datasets") or []
+        # Every data set ticked: store "every" (also the ones added to the product later).
+        self.instance.datasets = [] if set(chosen) >= set(ds.REGISTRY) else list(chosen)
+        if not (data.get("include_active") or data.get("include_inactive")) and (
+            "documents" in chosen or not self.instance.datasets
+        ):
+            self.add_error(
+                "include_active", "Include active or inactive controlled documents, or leave Controlled documents out."
+            )
+        return data

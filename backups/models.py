@@ -20,9 +20,10 @@ def archive_upload_to(instance: Backup, filename: str) -> str:
 
 class BackupQuerySet(models.QuerySet["Backup"]):
     def visible_to(self, user: User) -> BackupQuerySet:
-        """Backups the user may see: Site Admins all; others only backups whose every OU they
-        may back up (an all-OUs backup needs the permission in every OU of the organization)."""
-        from accounts.permissions import backup_ou_ids
+        """Backups the user may see: Site Admins all; an organization's Owner and Admins every
+        backup of it; members only backups whose every OU they may back up (an all-OUs backup
+        needs the permission in every OU of the organization)."""
+        from accounts.permissions import backup_ou_ids, manages_all_backups
         from organizations.models import Organization
 
         if not user.is_authenticated or not user.is_active:
@@ -31,6 +32,9 @@ class BackupQuerySet(models.QuerySet["Backup"]):
             return self.all()
         visible = Q(pk__in=[])
         for org in Organization.objects.filter(memberships__user=user):
+            if manages_all_backups(user, org):
+                visible |= Q(organization=org)
+                continue
             allowed = backup_ou_ids(user, org)
             if not allowed:
                 continue
@@ -84,6 +88,11 @@ class Backup(models.Model):
     )
     schedule = models.ForeignKey(
         "backups.BackupSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="backups"
+    )
+    requested_via = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Who asked when no user of the site did, e.g. “Operator ops@example.com via command line”.",
     )
 
     # Scope
@@ -159,6 +168,20 @@ class Backup(models.Model):
         return f"{self.get_kind_display()} backup {when}"
 
     @property
+    def requester_display(self) -> str:
+        """Who requested it, as the list's *Created by* says it (the requester is loaded)."""
+        user = self.requested_by
+        if user is not None:
+            return user.get_full_name() or user.email
+        if self.requested_via:
+            return self.requested_via
+        if self.kind == self.Kind.SCHEDULED:
+            return "Schedule"
+        if self.kind == self.Kind.PRE_RESTORE:
+            return "System, before a restore"
+        return "System"
+
+    @property
     def is_downloadable(self) -> bool:
         return (
             self.status == self.Status.COMPLETED
@@ -232,6 +255,9 @@ class BackupSchedule(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, default=Weekday.SUNDAY)
     time_of_day = models.TimeField(default=dt.time(2, 0))
     datasets = models.JSONField(default=list, blank=True, help_text="Empty means every data set.")
+    # Scope, as in a request: no OU and no facility means every OU of the organization.
+    ous = models.ManyToManyField("organizations.OrganisationalUnit", blank=True, related_name="backup_schedules")
+    facilities = models.ManyToManyField("organizations.Facility", blank=True, related_name="backup_schedules")
     include_active = models.BooleanField(default=True)
     include_inactive = models.BooleanField(default=True)
     exclude_superseded = models.BooleanField(default=False)
@@ -249,6 +275,12 @@ class BackupSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization}: {self.get_frequency_display()} at {self.time_of_day:%H:%M}"
+
+    def backup_label(self, when: dt.datetime) -> str:
+        """The name of the backup a run makes: the schedule's name and the run's date, e.g.
+        "Nightly · 1 Dec 2026" (one run a day at most, so the date tells them apart)."""
+        local = timezone.localtime(when)
+        return f"{self.name} · {local.day} {local:%b %Y}"[:120]
 
     def compute_next_run(self, after: dt.datetime) -> dt.datetime:
         """The first run time strictly after ``after``, in the server's time zone."""

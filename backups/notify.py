@@ -8,7 +8,9 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.models import User
 from accounts.services import notification_send
 from backups.models import Backup
 
@@ -25,30 +27,64 @@ def send_templated_mail(*, template: str, to: list[str], context: dict[str, obje
     message.send()
 
 
-def backup_notify_finished(backup: Backup) -> None:
-    """Email and in-app message to the requester when a backup completed or failed.
+def recipients(backup: Backup) -> list[User]:
+    """Who hears that a backup finished.
 
-    Scheduled backups have no requester; their failures go to the Owner. Mail trouble is
-    logged, never raised: the backup's own state is already recorded.
+    - A requested backup: its requester.
+    - A scheduled backup (decided in issue 12): completed, the schedule's creator while they
+      still manage the organization's schedules (Owner or Admin), else the Owner; failed, the
+      creator and the organization's Owner and Admins, since somebody must act on it.
+    - Any other backup without a requester (an operator's command, a pre-restore backup): the
+      Owner, on failure only.
     """
     from accounts.models import Membership
+    from accounts.permissions import is_owner_or_admin
 
-    recipient = backup.requested_by
-    if recipient is None and backup.status == Backup.Status.FAILED:
-        owner = Membership.objects.filter(organization=backup.organization, role=Membership.Role.OWNER).first()
-        recipient = owner.user if owner else None
-    if recipient is None:
-        return
+    if backup.requested_by is not None:
+        return [backup.requested_by]
+    org = backup.organization
+    failed = backup.status == Backup.Status.FAILED
+    managers = Membership.objects.filter(organization=org, user__is_active=True).select_related("user")
+    owners = [m.user for m in managers if m.role == Membership.Role.OWNER]
+    admins = [m.user for m in managers if m.role == Membership.Role.ADMIN]
+    people: list[User] = []
+    if backup.kind == Backup.Kind.SCHEDULED:
+        creator = backup.schedule.created_by if backup.schedule is not None else None
+        if creator is not None and creator.is_active and is_owner_or_admin(creator, org):
+            people.append(creator)
+        if failed:
+            people += owners + admins
+        elif not people:
+            people += owners
+    elif failed:
+        people += owners
+    unique: dict[int, User] = {}
+    for person in people:
+        unique.setdefault(person.pk, person)
+    return list(unique.values())
+
+
+def backup_notify_finished(backup: Backup) -> None:
+    """Email and in-app message to ``recipients(backup)`` when a backup completed or failed.
+    Mail trouble is logged, never raised: the backup's own state is already recorded."""
+    for recipient in recipients(backup):
+        _notify(backup, recipient)
+
+
+def _notify(backup: Backup, recipient: User) -> None:
     path = reverse("backups:detail", args=[backup.pk])
     context = {"backup": backup, "organization": backup.organization, "url": settings.SITE_URL.rstrip("/") + path}
     if backup.status == Backup.Status.COMPLETED:
         title = f"Backup completed: {backup.display_name}"
-        until = f"{backup.download_expires_at:%d %b %Y %H:%M}"
+        local = timezone.localtime(backup.download_expires_at)
+        until = f"{local.day} {local:%b %Y %H:%M} ({timezone.get_current_timezone_name()})"
         body = f"{backup.document_count} documents. The download is available until {until}."
         level = "success"
     else:
         title = f"Backup failed: {backup.display_name}"
-        body = f"Reason: {backup.failure_reason}. You can request a new backup."
+        reason = backup.failure_reason.strip()
+        end = "" if reason[-1:] in ".!?" else "."
+        body = f"{reason}{end} You can request a new backup."
         level = "danger"
     notification_send(user=recipient, organization=backup.organization, title=title, body=body, url=path, level=level)
     try:

@@ -9,17 +9,20 @@ The same functions serve the list, the polled row, the details page and the hist
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
 from django.template.defaultfilters import date as date_filter
-from django.template.defaultfilters import filesizeformat
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from backups.models import Backup
+from backupsvc.lib.queue import next_aligned_run
+from backupsvc.lib.sizes import human_size
 
 EMPTY = mark_safe("")
 _PK = 2147480001  # a placeholder id, reversed once per URL name
@@ -60,15 +63,39 @@ def status_badge(b: Backup) -> SafeString:
     if status == Backup.Status.CANCELLED:
         return mark_safe('<span class="badge text-bg-light border" data-testid="status-badge">Cancelled</span>')
     if status == Backup.Status.FAILED:
-        badge = format_html(
-            '<span class="badge text-bg-danger" data-testid="status-badge" title="{}" tabindex="0">Failed '
-            '<i class="bi bi-info-circle"></i></span>',
-            b.failure_reason or "The backup failed.",
-        )
-        if b.failure_reason:
-            badge += format_html('<span class="visually-hidden">: {}</span>', b.failure_reason)
-        return badge
+        return mark_safe('<span class="badge text-bg-danger" data-testid="status-badge">Failed</span>')
     return EMPTY
+
+
+def failure_reason(b: Backup) -> SafeString:
+    """A failed backup's reason under its badge: a sentence of its own, readable on a phone."""
+    if b.status != Backup.Status.FAILED:
+        return EMPTY
+    reason = (b.failure_reason or "The backup failed; no reason was recorded.").strip()
+    if reason[-1:] not in ".!?":
+        reason += "."
+    return format_html(
+        '<div class="small text-danger-emphasis backup-reason" data-testid="failure-reason">{}</div>', reason
+    )
+
+
+def queue_note(b: Backup, now: object = None) -> str:
+    """When a pending backup starts: at once when requests are dispatched immediately, else at
+    the queue's next run (beat runs it at multiples of BACKUP_QUEUE_INTERVAL since the epoch:
+    ``backupsvc.lib.queue``). A backup still pending after that says it waits for a worker."""
+    current: dt.datetime = now or timezone.now()  # type: ignore[assignment]
+    waited = (current - b.created_at).total_seconds()
+    if settings.BACKUP_DISPATCH_IMMEDIATELY:
+        return "Starting now" if waited < 60 else "Waiting for a free worker: every worker is busy"
+    interval = float(settings.BACKUP_QUEUE_INTERVAL)
+    due = next_aligned_run(current, interval)
+    previous_run = due.timestamp() - interval
+    if b.created_at.timestamp() < previous_run - 60:
+        return "Waiting for a free worker: the queue is busy"
+    minutes = max(1, int((due - current).total_seconds() + 59) // 60)
+    if minutes <= 1:
+        return "Starts within a minute"
+    return f"Starts within about {minutes} minutes"
 
 
 def progress(b: Backup) -> SafeString:
@@ -76,9 +103,7 @@ def progress(b: Backup) -> SafeString:
         percent = b.progress_percent
         detail = format_html("{} of {} items", b.progress_items_done, b.progress_items_total)
         if b.progress_bytes_total:
-            detail += format_html(
-                " · {} of {}", filesizeformat(b.progress_bytes_done), filesizeformat(b.progress_bytes_total)
-            )
+            detail += format_html(" · {} of {}", human_size(b.progress_bytes_done), human_size(b.progress_bytes_total))
         return format_html(
             '<div class="backup-progress mt-1" data-testid="progress">'
             '<progress max="100" value="{}" aria-label="Progress of {}">{}%</progress>'
@@ -89,10 +114,13 @@ def progress(b: Backup) -> SafeString:
             detail,
         )
     if b.status == Backup.Status.PENDING:
-        return mark_safe(
+        note = queue_note(b)
+        return format_html(
             '<div class="backup-progress mt-1" data-testid="progress">'
-            '<progress aria-label="Waiting for a worker"></progress>'
-            '<div class="small text-body-secondary">Waiting for a worker</div></div>'
+            '<progress aria-label="{}"></progress>'
+            '<div class="small text-body-secondary" data-testid="queue-note">{}</div></div>',
+            note,
+            note,
         )
     return EMPTY
 
@@ -116,6 +144,9 @@ class ActionContext:
 
 
 def actions(b: Backup, ctx: ActionContext) -> SafeString:
+    """The row's visible icons (Download, Cancel, Download history, Details) and its ⋮ menu, which
+    repeats Download and the history (seed 004: "Click ⋮ … Select Download") and holds the Owner's
+    and Admins' actions."""
     name = b.display_name
     downloadable = b.is_downloadable
     history_url = _url("backups:history", b.pk)
@@ -161,47 +192,71 @@ def actions(b: Backup, ctx: ActionContext) -> SafeString:
                 name,
             )
         )
-    if b.status == Backup.Status.COMPLETED and ctx.can_admin:
-        parts.append(_more_actions(b, ctx, name, downloadable))
+    parts.append(_more_actions(b, ctx, name, downloadable, history_url))
     return format_html(
         '<div class="d-inline-flex flex-nowrap justify-content-end align-items-center gap-1 backup-actions">{}</div>',
         SafeString("".join(parts)),
     )
 
 
-def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool) -> SafeString:
+def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool, history_url: str) -> SafeString:
     items: list[SafeString] = []
-    if ctx.restore_enabled:
-        items.append(
-            format_html(
-                '<li><a class="dropdown-item" href="{}" data-testid="restore">'
-                '<i class="bi bi-arrow-counterclockwise"></i> Restore…</a></li>',
-                _url("restores:start", b.pk),
-            )
-        )
     if downloadable:
         items.append(
             format_html(
-                '<li><form method="post" action="{}">{}<button type="submit" class="dropdown-item" '
-                'data-testid="verify"><i class="bi bi-patch-check"></i> Verify now '
-                '<span class="small text-body-secondary">(decrypt, '
-                "check every hash)</span></button></form></li>",
-                _url("backups:verify", b.pk),
+                '<li><a class="dropdown-item" href="{}" data-testid="menu-download">'
+                '<i class="bi bi-download"></i> Download</a></li>',
+                _url("backups:download", b.pk),
+            )
+        )
+    items.append(
+        format_html(
+            '<li><a class="dropdown-item" href="{}" hx-get="{}" hx-target="#backup-modal-content" hx-swap="innerHTML" '
+            'data-bs-toggle="modal" data-bs-target="#backup-modal" data-testid="menu-history">'
+            '<i class="bi bi-clock-history"></i> Download history</a></li>',
+            history_url,
+            history_url,
+        )
+    )
+    if not ctx.on_detail:
+        items.append(
+            format_html(
+                '<li><a class="dropdown-item" href="{}"><i class="bi bi-info-circle"></i> Details</a></li>',
+                _url("backups:detail", b.pk),
+            )
+        )
+    if b.status == Backup.Status.COMPLETED and ctx.can_admin:
+        items.append(mark_safe('<li><hr class="dropdown-divider"></li>'))
+        if ctx.restore_enabled:
+            items.append(
+                format_html(
+                    '<li><a class="dropdown-item" href="{}" data-testid="restore">'
+                    '<i class="bi bi-arrow-counterclockwise"></i> Restore…</a></li>',
+                    _url("restores:start", b.pk),
+                )
+            )
+        if downloadable:
+            items.append(
+                format_html(
+                    '<li><form method="post" action="{}">{}<button type="submit" class="dropdown-item" '
+                    'data-testid="verify"><i class="bi bi-patch-check"></i> Verify now '
+                    '<span class="small text-body-secondary">(decrypt, '
+                    "check every hash)</span></button></form></li>",
+                    _url("backups:verify", b.pk),
+                    ctx.hidden_fields(),
+                )
+            )
+        items.append(
+            format_html(
+                '<li><form method="post" action="{}" data-confirm="Expire “{}” now? Its file is deleted and can no '
+                'longer be downloaded; the record and its download history stay." data-confirm-button="Expire now">{}'
+                '<button type="submit" class="dropdown-item text-danger" data-testid="expire">'
+                '<i class="bi bi-calendar-x"></i> Expire early…</button></form></li>',
+                _url("backups:expire", b.pk),
+                name,
                 ctx.hidden_fields(),
             )
         )
-    items.append(mark_safe('<li><hr class="dropdown-divider"></li>'))
-    items.append(
-        format_html(
-            '<li><form method="post" action="{}" data-confirm="Expire “{}” now? Its file is deleted and can no longer '
-            'be downloaded; the record and its download history stay." data-confirm-button="Expire now">{}'
-            '<button type="submit" class="dropdown-item text-danger" data-testid="expire">'
-            '<i class="bi bi-calendar-x"></i> Expire early…</button></form></li>',
-            _url("backups:expire", b.pk),
-            name,
-            ctx.hidden_fields(),
-        )
-    )
     return format_html(
         '<div class="dropdown"><button type="button" class="btn btn-sm btn-outline-secondary" '
         'data-bs-toggle="dropdown" aria-expanded="false" title="More actions" aria-label="More actions for {}" '
@@ -213,6 +268,7 @@ def _more_actions(b: Backup, ctx: ActionContext, name: str, downloadable: bool) 
 
 
 def row(b: Backup, ctx: ActionContext) -> SafeString:
+    """One ``<tr>``; every cell names its column (``data-label``) for the stacked phone layout."""
     polling = EMPTY
     if b.status in (Backup.Status.PENDING, Backup.Status.IN_PROGRESS):
         polling = format_html(
@@ -221,7 +277,10 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
             b.status,
         )
     user = b.requested_by
-    creator = format_html('<span title="{}">{}</span>', user.email, user.get_full_name()) if user else "System"
+    if user is not None:
+        creator: SafeString | str = format_html('<span title="{}">{}</span>', user.email, b.requester_display)
+    else:
+        creator = b.requester_display
     if b.all_ous:
         ous: SafeString | str = "All OUs"
     else:
@@ -244,30 +303,31 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         verified = mark_safe('<span class="text-body-secondary">Never</span>')
     return format_html(
         '<tr id="backup-{}" data-status="{}" data-testid="backup-row"{}>'
-        '<td><a class="fw-semibold text-decoration-none" href="{}">{}</a></td>'
-        "<td>{}{}</td>"
-        '<td class="text-nowrap">{}</td>'
-        "<td>{}</td>"
-        "<td>{}</td>"
-        "<td>{}</td>"
-        '<td class="text-end">{}</td>'
-        '<td class="text-end text-nowrap">{}</td>'
-        '<td class="text-nowrap">{}</td>'
-        '<td class="text-nowrap">{}</td>'
-        '<td class="text-end">{}</td></tr>',
+        '<td class="cell-name" data-label="Backup"><a class="fw-semibold text-decoration-none" href="{}">{}</a></td>'
+        '<td data-label="Status">{}{}{}</td>'
+        '<td class="text-nowrap" data-label="Created at">{}</td>'
+        '<td data-label="Created by">{}</td>'
+        '<td data-label="Type">{}</td>'
+        '<td data-label="OUs">{}</td>'
+        '<td class="text-end" data-label="Documents">{}</td>'
+        '<td class="text-end text-nowrap" data-label="Size">{}</td>'
+        '<td class="text-nowrap" data-label="Download expires">{}</td>'
+        '<td class="text-nowrap col-verified" data-label="Last verified">{}</td>'
+        '<td class="text-end cell-actions" data-label="Actions">{}</td></tr>',
         b.pk,
         b.status,
         polling,
         _url("backups:detail", b.pk),
         b.display_name,
         status_badge(b),
+        failure_reason(b),
         progress(b),
         _date(b.created_at, "j M Y H:i"),
         creator,
         b.get_kind_display(),
         ous,
         "—" if b.document_count is None else b.document_count,
-        "—" if b.size is None else filesizeformat(b.size),
+        human_size(b.size),
         expires,
         verified,
         actions(b, ctx),

@@ -174,12 +174,13 @@ def dataset_labels(keys: list[str]) -> list[str]:
 
 
 def users_for_filter(user: User, organization: Organization | None) -> QuerySet[User]:
-    """Choices of the list's "Created by" filter: people who requested a backup in view."""
+    """Choices of the list's "Created by" filter: people who requested a backup the user may see
+    (an editor is not shown who backed up OUs outside theirs: seed 002)."""
     # A semi-join on the requesters' ids: joining the backups (twice, as chained filters on a
     # multi-valued relation do) multiplied every requester by their backups before DISTINCT.
     backups = Backup.objects.all()
     if not user.is_site_admin:
-        backups = backups.filter(organization=organization) if organization else backups.none()
+        backups = visible_backups(user).filter(organization=organization) if organization else backups.none()
     return User.objects.filter(pk__in=backups.filter(requested_by__isnull=False).values("requested_by_id")).order_by(
         "email"
     )
@@ -190,7 +191,18 @@ def ous_for_filter(user: User, organization: Organization | None) -> QuerySet[Or
         return OrganisationalUnit.objects.select_related("organization").order_by("organization__name", "name")
     if organization is None:
         return OrganisationalUnit.objects.none()
-    return OrganisationalUnit.objects.filter(organization=organization).order_by("name")
+    # Only OUs the user may back up: the list shows no backup including any other.
+    return OrganisationalUnit.objects.filter(
+        organization=organization, pk__in=backup_ou_ids(user, organization)
+    ).order_by("name")
+
+
+def hidden_backup_count(user: User, organization: Organization | None) -> int:
+    """How many backups of the organization the user may not see (the empty list says so)."""
+    if organization is None or user.is_site_admin:
+        return 0
+    total = Backup.objects.filter(organization=organization).count()
+    return total - visible_backups(user).filter(organization=organization).count() if total else 0
 
 
 def ou_filter_q(ou: OrganisationalUnit) -> Q:

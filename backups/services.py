@@ -106,6 +106,7 @@ def backup_request(
     schedule: BackupSchedule | None = None,
     request: Any = None,
     dispatch: bool | None = None,
+    requested_via: str = "",
 ) -> tuple[Backup, str]:
     """Queue a backup. Returns the backup and its password (shown once, never stored in clear).
 
@@ -133,6 +134,7 @@ def backup_request(
             backup = Backup.objects.create(
                 organization=organization,
                 requested_by=requested_by,
+                requested_via=requested_via[:200],
                 kind=kind,
                 schedule=schedule,
                 label=label.strip()[:120],
@@ -316,7 +318,7 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
                 datasets=backup.datasets,
                 sink=sink,
                 password=unwrap_password(backup.password_wrapped),
-                created_by=backup.requested_by.email if backup.requested_by else "system",
+                created_by=backup.requested_by.email if backup.requested_by else (backup.requested_via or "system"),
                 extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
                 storage=storage,
                 progress=heartbeat,
@@ -351,7 +353,7 @@ def _storage_failure(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno is not None:
-            return f"Storage error: {current.strerror or current}"
+            return _storage_sentence(current)
         if isinstance(current, ClientError):
             code = current.response.get("Error", {}).get("Code", "") or "an error"
             return f"Storage error: the file storage refused the request ({code}). Try again later."
@@ -361,6 +363,26 @@ def _storage_failure(exc: BaseException) -> str | None:
             )
         current = current.__cause__  # explicit chaining only: a handled error is not the cause
     return None
+
+
+def _storage_sentence(exc: OSError) -> str:
+    """A local storage failure as a sentence saying what happened and what to do."""
+    import errno
+
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST:
+        return (
+            f"Storage error: the file storage already holds a file under this backup's name ({what}); "
+            "nothing was overwritten. Request the backup again."
+        )
+    if exc.errno == errno.ENOSPC:
+        return f"Storage error: the file storage is full ({what}). Free some space, then request the backup again."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"Storage error: the service may not write to the file storage ({what}). "
+            "Ask the operator to check it, then request the backup again."
+        )
+    return f"Storage error: the file storage could not write the archive ({what}). Try again later."
 
 
 def backup_complete(*, backup: Backup, result: Any, name: str) -> Backup:
@@ -505,60 +527,6 @@ def process_queue(*, limit: int | None = None) -> int:
 # Schedules
 
 
-@transaction.atomic
-def schedule_save(*, schedule: BackupSchedule, user: User | None, request: Any = None) -> BackupSchedule:
-    """Create or update a schedule and compute its next run."""
-    schedule.datasets = ds.resolve(schedule.datasets) if schedule.datasets else []
-    schedule.next_run_at = schedule.compute_next_run(timezone.now()) if schedule.enabled else None
-    if schedule.pk is None:
-        schedule.created_by = user
-    schedule.save()
-    audit_log(
-        action="backup_schedule.save", actor=user, organization=schedule.organization, obj=schedule, request=request
-    )
-    return schedule
-
-
-@transaction.atomic
-def schedule_delete(*, schedule: BackupSchedule, user: User | None, request: Any = None) -> None:
-    """Delete a schedule; the backups it made stay (their ``schedule`` link is cleared)."""
-    audit_log(
-        action="backup_schedule.delete", actor=user, organization=schedule.organization, obj=schedule, request=request
-    )
-    schedule.delete()
-
-
-def schedules_run_due(*, now: Any = None) -> list[Backup]:
-    """Queue a backup for every enabled schedule whose time has come."""
-    now = now or timezone.now()
-    queued: list[Backup] = []
-    due = BackupSchedule.objects.filter(enabled=True, next_run_at__lte=now).select_related("organization")
-    for schedule in due:
-        with transaction.atomic():
-            # Claim the run first so two beats (or a retry) never queue it twice.
-            claimed = BackupSchedule.objects.filter(pk=schedule.pk, next_run_at=schedule.next_run_at).update(
-                last_run_at=now, next_run_at=schedule.compute_next_run(now)
-            )
-        if not claimed:
-            continue
-        try:
-            backup, _ = backup_request(
-                organization=schedule.organization,
-                requested_by=None,
-                datasets=schedule.datasets or None,
-                include_active=schedule.include_active,
-                include_inactive=schedule.include_inactive,
-                exclude_superseded=schedule.exclude_superseded,
-                label=f"{schedule.name} {timezone.localtime(now):%Y-%m-%d %H:%M}",
-                kind=Backup.Kind.SCHEDULED,
-                schedule=schedule,
-            )
-            queued.append(backup)
-        except BackupError as exc:
-            logger.warning("schedule %s skipped: %s", schedule.pk, exc)
-    return queued
-
-
 def _rotate_scheduled(schedule: BackupSchedule) -> None:
     """Keep the last N completed scheduled backups of a schedule; expire older ones."""
     completed = Backup.objects.filter(schedule=schedule, status=Backup.Status.COMPLETED).order_by(
@@ -579,6 +547,7 @@ def backup_retry(*, backup: Backup, user: User | None, request: Any = None) -> B
             retry = Backup.objects.create(
                 organization=backup.organization,
                 requested_by=backup.requested_by,
+                requested_via=backup.requested_via,
                 kind=backup.kind,
                 schedule=backup.schedule,
                 label=backup.label,

@@ -43,7 +43,9 @@ def sweep_stale() -> None:
 
 @shared_task(ignore_result=True)
 def run_schedules() -> None:
-    for backup in services.schedules_run_due():
+    from backups.schedules import schedules_run_due
+
+    for backup in schedules_run_due():
         run_backup.delay(backup.pk)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import views
+from backups import schedule_views, views
 
 app_name = "backups"
 
@@ -15,8 +15,8 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.backup_cancel_view, name="cancel"),
     path("<int:pk>/expire/", views.backup_expire_view, name="expire"),
     path("<int:pk>/verify/", views.backup_verify_view, name="verify"),
-    path("schedules/", views.schedule_list, name="schedules"),
-    path("schedules/new/", views.schedule_create, name="schedule_create"),
-    path("schedules/<int:pk>/", views.schedule_edit, name="schedule_edit"),
-    path("schedules/<int:pk>/delete/", views.schedule_delete_view, name="schedule_delete"),
+    path("schedules/", schedule_views.schedule_list, name="schedules"),
+    path("schedules/new/", schedule_views.schedule_create, name="schedule_create"),
+    path("schedules/<int:pk>/", schedule_views.schedule_edit, name="schedule_edit"),
+    path("schedules/<int:pk>/delete/", schedule_views.schedule_delete_view, name="schedule_delete"),
 ]

@@ -1,4 +1,4 @@
-"""Account Backups pages: the list with its dialogs, details, downloads and schedules.
+"""Account Backups pages: the list with its dialogs, details and downloads (schedules: ``schedule_views``).
 
 Every backup is loaded through ``Backup.objects.visible_to`` (``selectors.visible_backups``), so
 another organization's backup, or one including an OU the user may not back up, is a 404 on
@@ -25,18 +25,16 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from accounts.models import User
 from accounts.permissions import can_use_backups
-from backups import downloads, selectors
-from backups.filters import BackupFilter
-from backups.forms import BackupRequestForm, ScheduleForm
-from backups.models import Backup, BackupSchedule
+from backups import downloads, rows, selectors
+from backups.filters import SORTS, BackupFilter, sort_headers
+from backups.forms import BackupRequestForm
+from backups.models import Backup
 from backups.services import (
     BackupError,
     IllegalTransition,
     backup_cancel,
     backup_expire,
     backup_request,
-    schedule_delete,
-    schedule_save,
 )
 from organizations.models import Organization
 
@@ -134,11 +132,15 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(filterset.qs, selectors.PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode([(k, v) for k, v in request.GET.items() if k != "page" and v])
     toolbar = _toolbar_context(request, org)
+    sort = params["sort"] if params.get("sort") in SORTS else "-date"
     context = {
         **toolbar,
         "filter": filterset,
         "page": page,
         "query": query,
+        "sort": sort,
+        "headers": sort_headers(request.GET, sort),
+        "hidden_count": 0 if page.object_list else selectors.hidden_backup_count(user, org),
         "is_filtered": filterset.is_filtered,
         "site_admin_view": user.is_site_admin,
         "can_admin": user.is_site_admin or toolbar["can_admin_org"],
@@ -206,8 +208,8 @@ def backup_request_view(request: HttpRequest) -> HttpResponse:
                 # The password is never put in a message: messages live in the session.
                 messages.success(
                     request,
-                    f"Backup “{backup.display_name}” requested. It runs shortly; keep the password you "
-                    "copied: you need it to open the file.",
+                    f"Backup “{backup.display_name}” requested. {_when_it_starts(backup)} Keep the password "
+                    "you copied: you need it to open the file.",
                 )
                 target = reverse("backups:list")
                 return HttpResponseClientRedirect(target) if _is_htmx(request) else redirect(target)
@@ -223,6 +225,15 @@ def backup_request_view(request: HttpRequest) -> HttpResponse:
     }
     template = "backups/_request_dialog.html" if _is_htmx(request) else "backups/request.html"
     return render(request, template, context)
+
+
+def _when_it_starts(backup: Backup) -> str:
+    """The flash message's sentence about the queue: the same words as the pending row."""
+    note = rows.queue_note(backup)
+    if settings.BACKUP_DISPATCH_IMMEDIATELY:
+        return f"{note}."
+    minutes = max(1, round(settings.BACKUP_QUEUE_INTERVAL / 60))
+    return f"{note}, when the queue next runs (it runs every {minutes} minutes)."
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,78 +352,3 @@ def backup_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"Verification of “{backup.display_name}” started; the result appears under Last verified."
         )
     return _back(request, reverse("backups:list"))
-
-
-# ----------------------------------------------------------------------------------------------
-# Schedules (Owner and Admin)
-
-
-def _schedule_guard(request: HttpRequest) -> tuple[Organization | None, HttpResponse | None]:
-    org = _organization(request)
-    if org is None or not selectors.can_administer(_user(request), org):
-        return org, _forbidden(request, "Backup schedules are managed by the organization's Owner and Admins.")
-    return org, None
-
-
-@login_required
-@require_GET
-def schedule_list(request: HttpRequest) -> HttpResponse:
-    org, refused = _schedule_guard(request)
-    if refused:
-        return refused
-    schedules = selectors.schedules_visible_to(_user(request)).filter(organization=org).order_by("name")
-    rows = [(s, selectors.dataset_labels(s.datasets)) for s in schedules]
-    return render(
-        request,
-        "backups/schedules.html",
-        {
-            "organization": org,
-            "rows": rows,
-            "subscription": selectors.subscription_state(org),
-            "can_use_backups": _may_use_page(request, org),
-        },
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def schedule_create(request: HttpRequest) -> HttpResponse:
-    org, refused = _schedule_guard(request)
-    if refused:
-        return refused
-    schedule = BackupSchedule(organization=org)
-    return _schedule_form(request, schedule, created=True)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(selectors.schedules_visible_to(_user(request)).select_related("organization"), pk=pk)
-    return _schedule_form(request, schedule, created=False)
-
-
-def _schedule_form(request: HttpRequest, schedule: BackupSchedule, *, created: bool) -> HttpResponse:
-    if request.method == "POST":
-        form = ScheduleForm(request.POST, instance=schedule)
-        if form.is_valid():
-            saved = schedule_save(schedule=form.instance, user=_user(request), request=request)
-            when = f"next run {saved.next_run_at:%d %b %Y %H:%M}" if saved.next_run_at else "disabled, it will not run"
-            messages.success(request, f"Schedule “{saved.name}” saved: {when}.")
-            return redirect("backups:schedules")
-    else:
-        form = ScheduleForm(instance=schedule)
-    return render(
-        request,
-        "backups/schedule_form.html",
-        {"form": form, "schedule": schedule, "created": created, "organization": schedule.organization},
-    )
-
-
-@login_required
-@require_POST
-def schedule_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(selectors.schedules_visible_to(_user(request)), pk=pk)
-    name = schedule.name
-    schedule_delete(schedule=schedule, user=_user(request), request=request)
-    messages.success(request, f"Schedule “{name}” deleted. The backups it made stay.")
-    return redirect("backups:schedules")

@@ -15,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from backupsvc.lib import secrets as dev_secrets
+from backupsvc.lib.queue import AlignedEvery
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -299,9 +300,11 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
-# Beat: the backup queue, schedules, expiry and the stale sweep.
+# Beat: the backup queue, schedules, expiry and the stale sweep. The queue runs at multiples of
+# BACKUP_QUEUE_INTERVAL since the epoch (:00, :15, :30, :45 by default), so the list can say when
+# a pending backup starts (backupsvc.lib.queue).
 CELERY_BEAT_SCHEDULE = {
-    "backups-process-queue": {"task": "backups.tasks.process_queue", "schedule": float(BACKUP_QUEUE_INTERVAL)},
+    "backups-process-queue": {"task": "backups.tasks.process_queue", "schedule": AlignedEvery(BACKUP_QUEUE_INTERVAL)},
     "backups-run-schedules": {"task": "backups.tasks.run_schedules", "schedule": 60.0},
     "backups-expire-due": {"task": "backups.tasks.expire_due", "schedule": 15 * 60.0},
     "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},

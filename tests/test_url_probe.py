@@ -94,9 +94,10 @@ def post_only(obj: str | None = None, anonymous: str = LOGIN) -> Entry:
     return Entry(acme=row, other=row if obj else None, obj=obj)
 
 
-# Who sees acme's full (all-OUs) backup: the Owner, the Editor of both OUs, Site Admins. The
-# Admin holds no OU role (DESIGN.md: Admins follow the per-OU rule), the Editor of OU A lacks OU B.
-ACME_BACKUP = only("owner", "editor", "site_admin")
+# Who sees acme's full (all-OUs) backup: the Owner and the Admin (they manage every backup of
+# their organization, OU roles or not: seed 000), the Editor of both OUs, Site Admins. The Editor
+# of OU A lacks OU B.
+ACME_BACKUP = only("owner", "admin", "editor", "site_admin")
 OTHER_BACKUP = only("other_owner", "site_admin")
 
 # ------------------------------------------------------------------------------------------------
@@ -130,9 +131,9 @@ SITE_TABLE: dict[str, Entry] = {
         for step in ("address", "contact", "structure", "regulations", "modules", "review")
     },
     # backups: the pages of the current organization (the operator has none: 403)
-    "backups:list": Entry(only("owner", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
-    "backups:toolbar": Entry(only("owner", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
-    "backups:request": Entry(only("owner", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
+    "backups:list": Entry(only("owner", "admin", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
+    "backups:toolbar": Entry(only("owner", "admin", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
+    "backups:request": Entry(only("owner", "admin", "editor", "editor_a", "other_owner", "site_admin", others=DENIED)),
     "backups:detail": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
     "backups:row": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
     "backups:history": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
@@ -149,7 +150,7 @@ SITE_TABLE: dict[str, Entry] = {
     # restores in place: the backup must be visible, then Owner (or Admin, by policy) only
     "restores:start": scoped(
         "backup",
-        only("owner", editor=DENIED, site_admin=DENIED),
+        only("owner", "admin", editor=DENIED, site_admin=DENIED),
         only("other_owner", site_admin=DENIED),
     ),
     "restores:verify": post_only("backup"),

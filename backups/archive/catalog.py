@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from backupsvc.lib.sizes import human_size
+
 CSV_HEADER = ("title", "ou", "status", "version", "size", "member")
 _BATCH = 64 * 1024
 
@@ -71,18 +73,6 @@ def _csv_safe(value: str) -> str:
     return value
 
 
-def human_size(size: int | None) -> str:
-    """``1536`` -> ``"1.5 KB"`` (binary multiples, as file managers show)."""
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def render_csv(entries: Iterable[CatalogEntry]) -> Iterator[bytes]:
     """``index.csv`` as UTF-8 byte chunks (with a BOM so spreadsheet programs detect UTF-8)."""
     buffer = io.StringIO()
@@ -119,7 +109,8 @@ def render_html(entries: Iterable[CatalogEntry], *, title: str = "Backup catalog
         link = f'<a href="{esc(quote(entry.member, safe="/"))}">{esc(entry.member)}</a>' if entry.member else ""
         row = (
             f"<tr><td>{esc(entry.title)}</td><td>{esc(entry.ou)}</td><td>{esc(entry.status)}</td>"
-            f'<td>{esc(entry.version)}</td><td class="num">{esc(human_size(entry.size))}</td><td>{link}</td></tr>\n'
+            f'<td>{esc(entry.version)}</td><td class="num">{esc(human_size(entry.size, empty=""))}</td>'
+            f"<td>{link}</td></tr>\n"
         )
         parts.append(row)
         size += len(row)

@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 
 from backups import rows
 from backups.models import Backup
+from backupsvc.lib.sizes import human_size
 
 register = template.Library()
 
@@ -47,3 +48,9 @@ def backup_status_badge(b: Backup) -> SafeString:
 @register.simple_tag
 def backup_progress(b: Backup) -> SafeString:
     return rows.progress(b)
+
+
+@register.filter
+def size(value: int | None) -> str:
+    """``{{ backup.size|size }}``: the one size format of pages, emails and the CLI."""
+    return human_size(value)

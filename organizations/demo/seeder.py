@@ -21,6 +21,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Membership, OURoleAssignment, Role, User
+from backupsvc.lib.sizes import human_size
 from organizations.demo import catalog, images
 from organizations.demo.catalog import DEMO_PASSWORD, OrgSpec, UserSpec
 from organizations.demo.documents import plan_documents, seed_documents
@@ -383,7 +384,7 @@ def seed_demo(options: SeedOptions, log: Log | None = None) -> SeedReport:
         report.bytes_created += stats.bytes_created
         say(
             f"{spec.slug}: {stats.documents_created} documents and {stats.versions_created} versions added "
-            f"({stats.bytes_created / 1e6:.1f} MB)"
+            f"({human_size(stats.bytes_created)})"
         )
         report.organizations.append(summarize(organization))
     report.seconds = time.monotonic() - started

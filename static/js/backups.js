@@ -30,7 +30,51 @@
     const form = pendingForm;
     pendingForm = null;
     accept.disabled = true;
+    if (!form.isConnected) {
+      // The live refresh replaced the row the form was in (a detached form does not submit):
+      // send it from the page itself; the server decides whether the action still applies.
+      form.classList.add("d-none");
+      document.body.appendChild(form);
+    }
     form.submit(); // bypasses the submit listener: no second confirmation
+  });
+
+  // The confirmation closed without confirming: forget the form, re-enable the button.
+  document.addEventListener("hidden.bs.modal", (event) => {
+    if (event.target.id !== "confirm-modal") return;
+    pendingForm = null;
+    const accept = event.target.querySelector("[data-confirm-accept]");
+    if (accept) accept.disabled = false;
+  });
+
+  // A row's live refresh waits while the user is deciding something about it: a confirmation
+  // is open, or its ⋮ menu is. Replacing the row then would close the menu under the pointer.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const elt = event.detail && event.detail.elt;
+    if (!elt || !elt.matches || !elt.matches('tr[data-testid="backup-row"]')) return;
+    const confirming = document.getElementById("confirm-modal")?.classList.contains("show");
+    if (confirming || elt.querySelector(".dropdown-menu.show")) event.preventDefault();
+  });
+
+  // Tab wraps around inside an open dialog. Bootstrap's focus trap pulls the focus back only
+  // when it lands elsewhere in the page; the dialogs are the page's last elements, so Tab on
+  // their last control would otherwise leave the document for the browser's own controls.
+  const FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab") return;
+    const modal = document.querySelector(".modal.show");
+    if (!modal) return;
+    const stops = $all(modal, FOCUSABLE).filter((el) => el.offsetParent !== null || el === document.activeElement);
+    if (!stops.length) return;
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (event.shiftKey && (document.activeElement === first || document.activeElement === modal)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
   });
 
   // ---------------------------------------------------------------------------------------
@@ -265,6 +309,18 @@
     if (modal && content) {
       const placeholder = content.innerHTML;
       modal.addEventListener("hidden.bs.modal", () => { content.innerHTML = placeholder; });
+      // The focus goes to the dialog's first field (its first invalid one after a refused
+      // submit) once both the dialog is shown and its content has arrived, whichever is last.
+      const focusFirstField = () => {
+        if (!modal.classList.contains("show")) return;
+        const field = content.querySelector(".is-invalid, [aria-invalid=true]")
+          || content.querySelector(".modal-body input:not([type=hidden]):not([disabled]):not([readonly]), .modal-body select, .modal-body textarea");
+        if (field) field.focus();
+      };
+      modal.addEventListener("shown.bs.modal", focusFirstField);
+      document.body.addEventListener("htmx:afterSettle", (event) => {
+        if (event.detail.target === content) focusFirstField();
+      });
     }
   });
 })();

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from accounts.permissions import (
     MANAGE_ACCOUNT_BACKUPS,
+    backup_ou_ids,
     can_manage_backups_of,
     can_use_backups,
     ous_with_permission,
@@ -21,10 +22,10 @@ def _actor(cast, name: str):  # type: ignore[no-untyped-def]
     return AnonymousUser() if name == "anonymous" else getattr(cast, name)
 
 
-# actor -> (OUs of cast.org holding the permission, may back up both OUs, may back up OU A, menu shows)
+# actor -> (OUs of cast.org they may back up, may back up both OUs, may back up OU A, menu shows)
 MATRIX = {
     "owner": ({"LIT", "FIN"}, True, True, True),
-    "admin": (set(), False, False, False),  # Admins follow the per-OU rule like everybody else
+    "admin": ({"LIT", "FIN"}, True, True, True),  # Owners and Admins manage every backup (seed 000)
     "editor": ({"LIT", "FIN"}, True, True, True),
     "editor_a": ({"LIT"}, False, True, True),
     "member": (set(), False, False, False),
@@ -38,7 +39,7 @@ MATRIX = {
 def test_permission_matrix(cast, actor: str) -> None:  # type: ignore[no-untyped-def]
     user = _actor(cast, actor)
     ous, both, only_a, menu = MATRIX[actor]
-    held = set(ous_with_permission(user, cast.org, MANAGE_ACCOUNT_BACKUPS).values_list("code", flat=True))
+    held = set(cast.org.ous.filter(pk__in=backup_ou_ids(user, cast.org)).values_list("code", flat=True))
     assert held == ous
     assert can_manage_backups_of(user, cast.org, [cast.ou_a, cast.ou_b]) is both
     assert can_manage_backups_of(user, cast.org, [cast.ou_a]) is only_a
@@ -47,7 +48,17 @@ def test_permission_matrix(cast, actor: str) -> None:  # type: ignore[no-untyped
     assert can_use_backups(user, cast.org) is menu
 
 
-def test_admin_gains_the_permission_only_in_ous_where_assigned(cast) -> None:  # type: ignore[no-untyped-def]
+def test_admin_manages_every_backup_without_ou_roles_but_holds_other_permissions_per_ou(cast) -> None:  # type: ignore[no-untyped-def]
+    """Seed 000: Admins manage backups of every OU; any other OU permission stays per role."""
+    assert can_manage_backups_of(cast.admin, cast.org, [cast.ou_a, cast.ou_b])
+    assert not ous_with_permission(cast.admin, cast.org, MANAGE_ACCOUNT_BACKUPS).exists()
+    assert not ous_with_permission(cast.admin, cast.org, "documents.edit").exists()
+    # A member demoted from Admin falls back to the per-OU rule.
+    from accounts.models import Membership
+
+    Membership.objects.filter(user=cast.admin, organization=cast.org).update(role=Membership.Role.MEMBER)
+    cast.admin.__dict__.pop("_role_cache", None)
+    cast.admin.__dict__.pop("_backup_ou_cache", None)
     f.OURoleAssignmentFactory(user=cast.admin, ou=cast.ou_b)
     assert can_manage_backups_of(cast.admin, cast.org, [cast.ou_b])
     assert not can_manage_backups_of(cast.admin, cast.org, [cast.ou_a, cast.ou_b])

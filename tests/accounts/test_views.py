@@ -117,8 +117,8 @@ def test_organization_profile_is_scoped(cast, client: Client, actor: str, status
     assert client.get(reverse("organizations:detail", args=[cast.org.slug])).status_code == status
 
 
-def test_backups_menu_only_for_users_holding_the_permission(cast, client: Client) -> None:  # type: ignore[no-untyped-def]
-    for user, shown in ((cast.editor_a, True), (cast.member, False), (cast.admin, False), (cast.owner, True)):
+def test_backups_menu_for_owners_admins_and_permission_holders(cast, client: Client) -> None:  # type: ignore[no-untyped-def]
+    for user, shown in ((cast.editor_a, True), (cast.member, False), (cast.admin, True), (cast.owner, True)):
         client.force_login(user)
         assert (b"Administration</a>" in client.get(reverse("dashboard")).content) is shown, user
 

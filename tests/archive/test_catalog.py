@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 
 from backups.archive import ArchiveReader, ArchiveWriter, CatalogEntry, render_csv, render_html
-from backups.archive.catalog import human_size
+from backupsvc.lib.sizes import human_size
 
 ENTRIES = [
     CatalogEntry('Quality <manual> & "policy"', "Finance", "active", "3", 123_456, "files/ab12"),
@@ -23,7 +23,7 @@ def test_html_escapes_values_and_links_members_relatively() -> None:
     assert "<manual>" not in page
     assert '<a href="files/ab12">files/ab12</a>' in page
     assert 'href="files/weird%20name%231"' in page
-    assert "120.6 KB" in page
+    assert "120.6 KiB" in page
     assert "<script" not in page and "http" not in page.split("</style>")[0]
     assert "3 item(s)." in page
 
@@ -64,7 +64,10 @@ def test_catalog_goes_into_an_archive_as_streamed_members() -> None:
 
 
 def test_human_size() -> None:
+    """One unit system everywhere (pages, emails, the catalog, the CLI): binary, IEC names."""
     assert human_size(0) == "0 bytes"
-    assert human_size(1536) == "1.5 KB"
-    assert human_size(5 * 1024**3) == "5.0 GB"
-    assert human_size(None) == ""
+    assert human_size(1) == "1 byte"
+    assert human_size(1536) == "1.5 KiB"
+    assert human_size(5 * 1024**3) == "5.0 GiB"
+    assert human_size(None) == "—"
+    assert human_size(None, empty="") == ""

@@ -74,6 +74,19 @@ def test_create_prints_only_the_id_and_uses_the_password_file(tenant, password_f
     assert PASSWORD not in result.out + result.err + caplog.text
 
 
+def test_create_names_the_operator_as_the_list_shows_it(tenant, password_file) -> None:  # type: ignore[no-untyped-def]
+    """Not "System": the list's Created by says who ran the command (--operator, else the login)."""
+    import getpass
+
+    backup_id = int(
+        run("create", "--org", "acme", "--operator", "ops@acme.test", "--password-file", str(password_file)).out
+    )
+    assert Backup.objects.get(pk=backup_id).requester_display == "Operator ops@acme.test via command line"
+    Backup.objects.filter(pk=backup_id).update(status=Backup.Status.CANCELLED)
+    backup_id = int(run("create", "--org", "acme", "--password-file", str(password_file)).out)
+    assert Backup.objects.get(pk=backup_id).requester_display == f"Operator {getpass.getuser()} via command line"
+
+
 def test_create_writes_the_generated_password_to_a_new_private_file(tenant, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     secret = tmp_path / "generated.txt"

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditLog, Notification
-from backups import services
+from backups import schedules, services
 from backups.archive import ArchiveReader
 from backups.keys import unwrap_password
 from backups.models import Backup
@@ -249,7 +249,7 @@ def test_stale_sweep_fails_a_job_whose_worker_died(tenant) -> None:  # type: ign
 def test_schedule_queues_and_keeps_a_rolling_history(tenant, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
     from backups.models import BackupSchedule
 
-    schedule = services.schedule_save(
+    schedule = schedules.schedule_save(
         schedule=BackupSchedule(organization=tenant.org, frequency="daily", time_of_day=dt.time(2, 0), keep_last=2),
         user=tenant.owner,
     )
@@ -258,9 +258,9 @@ def test_schedule_queues_and_keeps_a_rolling_history(tenant, django_capture_on_c
     kept = []
     for day in range(3):
         moment = now + dt.timedelta(days=day, seconds=1)
-        queued = services.schedules_run_due(now=moment)
+        queued = schedules.schedules_run_due(now=moment)
         assert len(queued) == 1 and queued[0].kind == "scheduled"
-        assert services.schedules_run_due(now=moment) == []  # the same run is not queued twice
+        assert schedules.schedules_run_due(now=moment) == []  # the same run is not queued twice
         with django_capture_on_commit_callbacks(execute=True):
             _run_all()
         kept.append(queued[0].pk)

@@ -172,12 +172,15 @@ def test_anonymous_user_is_sent_to_login(cast, url: Url) -> None:  # type: ignor
     assert response["Location"].startswith(reverse("accounts:login"))
 
 
-def test_admin_without_ou_roles_sees_no_backup(cast) -> None:  # type: ignore[no-untyped-def]
-    """Admins hold the OU permission only through roles (DESIGN.md): without one, nothing."""
-    backup = make_backup(cast.org)
+def test_admin_without_ou_roles_manages_every_backup(cast) -> None:  # type: ignore[no-untyped-def]
+    """Seed 000: Owners and Admins manage every backup of their organization, OU roles or not."""
+    backup = make_backup(cast.org, ous=(cast.ou_a,))
     client = login(cast.admin)
-    assert client.get(reverse("backups:detail", args=[backup.pk])).status_code == 404
-    assert client.get(reverse("backups:list")).status_code == 403
+    assert client.get(reverse("backups:detail", args=[backup.pk])).status_code == 200
+    assert f'id="backup-{backup.pk}"' in client.get(reverse("backups:list")).content.decode()
+    # ... but never another organization's.
+    other = make_backup(cast.other_org)
+    assert client.get(reverse("backups:detail", args=[other.pk])).status_code == 404
 
 
 def test_unknown_backup_is_404(cast) -> None:  # type: ignore[no-untyped-def]
@@ -198,8 +201,8 @@ def test_page_urls_for_each_actor(cast, name: str) -> None:  # type: ignore[no-u
         (cast.editor_a, 200),  # holds the permission in one OU
         (cast.site_admin, 200),
         (cast.other_owner, 200),  # their own organization's page
+        (cast.admin, 200),  # Owners and Admins manage backups without OU roles (seed 000)
         (cast.member, 403),
-        (cast.admin, 403),
     ):
         response = login(user).get(url)
         assert response.status_code == expected, (user.email, response.status_code)

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AuditLog
+from backups.datasets import REGISTRY
 from backups.models import Backup, BackupSchedule
 from tests.backups.test_views_access import login, make_backup
 
@@ -52,8 +53,9 @@ def test_create_a_daily_schedule_and_see_its_next_run(cast) -> None:  # type: ig
 
 
 def test_weekly_schedule_runs_on_its_weekday(cast) -> None:  # type: ignore[no-untyped-def]
+    every = list(REGISTRY)  # every data set ticked in the picker: "every data set", later ones too
     login(cast.owner).post(
-        reverse("backups:schedule_create"), _data(frequency="weekly", weekday="2", datasets=[], time_of_day="23:00")
+        reverse("backups:schedule_create"), _data(frequency="weekly", weekday="2", datasets=every, time_of_day="23:00")
     )
     schedule = BackupSchedule.objects.get()
     assert schedule.next_run_at.weekday() == 2 and schedule.datasets == []
@@ -103,3 +105,40 @@ def test_schedules_link_shown_to_owners_only(cast) -> None:  # type: ignore[no-u
 def test_other_organizations_schedules_are_not_listed(cast) -> None:  # type: ignore[no-untyped-def]
     BackupSchedule.objects.create(organization=cast.other_org, name="Theirs")
     assert "Theirs" not in login(cast.owner).get(reverse("backups:schedules")).content.decode()
+
+
+def test_schedule_scope_limits_its_backups_to_the_chosen_ous(cast) -> None:  # type: ignore[no-untyped-def]
+    from backups.schedules import schedules_run_due
+
+    login(cast.admin).post(reverse("backups:schedule_create"), _data(ous=[cast.ou_b.pk]))
+    schedule = BackupSchedule.objects.get()
+    assert list(schedule.ous.all()) == [cast.ou_b]
+    page = login(cast.admin).get(reverse("backups:schedules")).content.decode()
+    assert "Finance" in page.split('data-testid="schedule-scope"')[1][:200]
+    (backup,) = schedules_run_due(now=schedule.next_run_at)
+    assert not backup.all_ous and list(backup.ous.all()) == [cast.ou_b]
+    assert backup.label == schedule.backup_label(schedule.next_run_at)
+    assert backup.label.startswith("Nightly · ") and backup.requested_via == "Schedule “Nightly”"
+
+
+def test_no_data_set_ticked_is_refused(cast) -> None:  # type: ignore[no-untyped-def]
+    response = login(cast.owner).post(reverse("backups:schedule_create"), _data(datasets=[]))
+    assert "Pick at least one data set to back up." in response.content.decode()
+    assert not BackupSchedule.objects.exists()
+
+
+def test_no_schedule_without_a_subscription(cast) -> None:  # type: ignore[no-untyped-def]
+    cast.org.subscription.delete()
+    client = login(cast.owner)
+    page = client.get(reverse("backups:schedules")).content.decode()
+    assert 'data-testid="new-schedule"' not in page and 'data-testid="subscription-link"' in page
+    response = client.post(reverse("backups:schedule_create"), _data(), follow=True)
+    assert "no valid backup subscription" in response.content.decode()
+    assert not BackupSchedule.objects.exists()
+
+
+def test_times_are_shown_with_the_time_zone(cast, settings) -> None:  # type: ignore[no-untyped-def]
+    response = login(cast.owner).post(reverse("backups:schedule_create"), _data(), follow=True)
+    page = response.content.decode()
+    assert f"({settings.TIME_ZONE})" in page  # in the message and the When column
+    assert "Times are in the time zone" in page

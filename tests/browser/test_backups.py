@@ -16,7 +16,7 @@ from backups.keys import unwrap_password
 from backups.models import Backup
 from tests.backups.conftest import tenant  # noqa: F401 (fixture: a tenant with documents and records)
 from tests.browser.conftest import login, screenshot
-from tests.factories import DEMO_PASSWORD
+from tests.factories import DEMO_PASSWORD, SubscriptionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -226,6 +226,11 @@ def test_request_button_hidden_without_a_subscription(cast, page) -> None:  # ty
     expect(page.get_by_test_id("request-backup")).to_have_count(0)
     screenshot(page, "backups-no-subscription")
     page.get_by_role("link", name="Schedules").click()
+    # No schedule without a subscription: the same calls to action instead.
+    expect(page.get_by_test_id("new-schedule")).to_have_count(0)
+    expect(page.get_by_test_id("subscription-cta")).to_be_visible()
+    SubscriptionFactory(organization=cast.org)
+    page.reload()
     expect(page.get_by_text("No schedules yet.")).to_be_visible()
     page.get_by_test_id("new-schedule").click()
     weekday = page.get_by_label("Weekday (weekly only)")
@@ -233,14 +238,17 @@ def test_request_button_hidden_without_a_subscription(cast, page) -> None:  # ty
     page.get_by_label("Frequency").select_option("weekly")
     expect(weekday).to_be_visible()
     weekday.select_option(label="Friday")
-    page.get_by_label("Time").fill("21:15")
+    page.locator("#id_time_of_day").fill("21:15")
+    page.get_by_test_id("choose-datasets").click()
+    page.get_by_role("button", name="Clear").click()
     page.get_by_label("Financial and billing data").check()
+    page.get_by_role("button", name="Done").click()
     page.get_by_label("Rolling history: keep the last").fill("4")
     screenshot(page, "backups-schedule-form")
     page.get_by_role("button", name="Save schedule").click()
     expect(page.locator("#messages")).to_contain_text("saved: next run")
     row = page.get_by_test_id("schedule-row")
-    expect(row).to_contain_text("Weekly at 21:15 on Fridays")
+    expect(row).to_contain_text("Weekly at 21:15 on Fridays (UTC)")
     expect(row.get_by_test_id("next-run")).not_to_have_text("—")
     screenshot(page, "backups-schedules")
     assert page.js_errors == []

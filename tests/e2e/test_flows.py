@@ -247,6 +247,10 @@ def test_schedules_and_expiry_with_the_clock_moved(stack: Stack, tenant) -> None
         made.append(backup)
         assert backup.kind == Backup.Kind.SCHEDULED and backup.requested_by is None
         assert abs((backup.completed_at - (first_run + dt.timedelta(days=night))).total_seconds()) < 600
+        # Named after the schedule and the night; its creator is told, by mail over SMTP.
+        assert re.fullmatch(r"Nightly · \d{1,2} [A-Z][a-z]{2} \d{4}", backup.label), backup.label
+        mail = stack.smtp.wait_for(f"Backup completed: {backup.label}", to=tenant.owner.email)
+        assert 'Made by the schedule "Nightly"' in text_of(mail)
         stack.stop(worker.name)
     # keep_last=2: the first night's backup was expired when the third completed.
     for b in made:

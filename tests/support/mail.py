@@ -6,6 +6,7 @@ import contextlib
 import email
 import time
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
@@ -31,7 +32,7 @@ class Inbox:
         return [
             m
             for m in list(self.messages)
-            if str(m["Subject"]).startswith(subject_start) and (to is None or m["X-Envelope-To"] == to)
+            if subject_of(m).startswith(subject_start) and (to is None or m["X-Envelope-To"] == to)
         ]
 
     def wait_for(self, subject_start: str, timeout: float = 10, to: str | None = None) -> Message:
@@ -41,7 +42,12 @@ class Inbox:
             if found:
                 return found[-1]
             time.sleep(0.05)
-        raise AssertionError(f"no mail {subject_start!r}; got {[m['Subject'] for m in self.messages]}")
+        raise AssertionError(f"no mail {subject_start!r}; got {[subject_of(m) for m in self.messages]}")
+
+
+def subject_of(message: Message) -> str:
+    """The subject as read, RFC 2047 encoded words (non-ASCII subjects) decoded."""
+    return str(make_header(decode_header(message["Subject"] or ""))).strip()
 
 
 def text_of(message: Message) -> str:

@@ -8,6 +8,7 @@ requester's own password from a file or writes the generated one to a new file w
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ from backups import services
 from backups.archive import ArchiveError, ArchiveReader
 from backups.models import Backup
 from backups.verify import archive_limits, backup_verify
+from backupsvc.lib.sizes import human_size
 from organizations.models import OrganisationalUnit, Organization
 
 COPY_BUFFER = 1024 * 1024
@@ -57,14 +59,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+    return human_size(value, empty="-")
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without a passwd entry)
+        return "unknown"
 
 
 def _when(value: Any) -> str:
@@ -175,6 +177,13 @@ class Command(BaseCommand):
         create.add_argument("--include-inactive", action="store_true", help="Include inactive documents.")
         create.add_argument("--exclude-superseded", action="store_true", help="Leave superseded documents out.")
         create.add_argument("--no-active", action="store_true", help="Leave active documents out.")
+        create.add_argument(
+            "--operator",
+            default="",
+            metavar="NAME",
+            help="Who asks, as the backup list shows it under Created by (e.g. your email address); "
+            "default: your login name on this machine.",
+        )
         password = create.add_mutually_exclusive_group()
         password.add_argument(
             "--password-file",
@@ -252,6 +261,7 @@ class Command(BaseCommand):
         no_active: bool,
         password_file: Path | None,
         password_out: Path | None,
+        operator: str = "",
         **_: Any,
     ) -> None:
         organization = _organization(org)
@@ -283,6 +293,7 @@ class Command(BaseCommand):
                 include_inactive=include_inactive,
                 exclude_superseded=exclude_superseded,
                 dispatch=False,
+                requested_via=f"Operator {operator.strip() or _login_name()} via command line",
             )
         except BaseException as exc:
             if fd is not None:

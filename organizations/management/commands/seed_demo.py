@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from backupsvc.lib.sizes import human_size
 from organizations.demo import catalog
 from organizations.demo.seeder import SeedOptions, SeedReport, seed_demo
 
@@ -90,6 +91,6 @@ class Command(BaseCommand):
         return (
             f"\nDemo logins (passwords are set when a user is first created):\n{logins}\n\n"
             f"Organizations:\n{counts}\n\n"
-            f"Added {report.files_created:,} files ({report.bytes_created / 1e6:,.1f} MB) "
+            f"Added {report.files_created:,} files ({human_size(report.bytes_created)}) "
             f"in {report.seconds:.1f} s.\n"
         )
