@@ -27,9 +27,12 @@ from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
 from backupsvc.lib.logcontext import log_context
+from backupsvc.lib.workerstop import WorkerStopping, raise_if_stopping, stop_requested, stoppable
 from organizations.models import Facility, OrganisationalUnit, Organization
 
 logger = logging.getLogger(__name__)
+
+WORKER_STOPPED = "The worker was stopped while this backup ran; request it again."
 
 MIN_USER_PASSWORD = 12
 
@@ -261,6 +264,7 @@ class _Heartbeat:
         self._last = 0.0
 
     def __call__(self, items_done: int, bytes_done: int, *, force: bool = False) -> None:
+        raise_if_stopping()
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
@@ -296,42 +300,47 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
         exclude_superseded=backup.exclude_superseded,
     )
     name = archive_upload_to(backup, "")
-    try:
-        rows, file_bytes = estimate(org, scope, backup.datasets)
-        # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
-        Backup.objects.filter(pk=backup.pk).update(
-            progress_items_total=rows, progress_bytes_total=file_bytes, file=name
-        )
-    except Exception as exc:
-        logger.exception("backup %s could not start", backup.pk)
-        return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
-    heartbeat = _Heartbeat(backup, rows, file_bytes)
-    logger.info("backup %s: writing archive for organization %s", backup.pk, org.pk)
-    try:
-        sink = _open_sink(storage, name)
+    # A SIGTERM to this worker process fails the backup here (backupsvc.lib.workerstop).
+    with stoppable(WORKER_STOPPED):
         try:
-            result = write_archive(
-                organization=org,
-                scope=scope,
-                datasets=backup.datasets,
-                sink=sink,
-                password=unwrap_password(backup.password_wrapped),
-                created_by=backup.requested_by.email if backup.requested_by else "system",
-                extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
-                storage=storage,
-                progress=heartbeat,
+            rows, file_bytes = estimate(org, scope, backup.datasets)
+            # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
+            Backup.objects.filter(pk=backup.pk).update(
+                progress_items_total=rows, progress_bytes_total=file_bytes, file=name
             )
-        finally:
-            sink.close()
-    except BackupAborted:
-        _delete_quietly(storage, name)
-        logger.warning("backup %s was taken away while running; its partial file was removed", backup.pk)
-        backup.refresh_from_db()
-        return backup
-    except Exception as exc:
-        removed = _delete_quietly(storage, name)
-        logger.exception("backup %s failed", backup.pk)
-        return backup_fail(backup=backup, reason=_reason(exc), file_removed=removed)
+        except Exception as exc:
+            logger.exception("backup %s could not start", backup.pk)
+            return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
+        heartbeat = _Heartbeat(backup, rows, file_bytes)
+        logger.info("backup %s: writing archive for organization %s", backup.pk, org.pk)
+        try:
+            sink = _open_sink(storage, name)
+            try:
+                result = write_archive(
+                    organization=org,
+                    scope=scope,
+                    datasets=backup.datasets,
+                    sink=sink,
+                    password=unwrap_password(backup.password_wrapped),
+                    created_by=backup.requested_by.email if backup.requested_by else "system",
+                    extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
+                    storage=storage,
+                    progress=heartbeat,
+                )
+            finally:
+                sink.close()
+        except BackupAborted:
+            _delete_quietly(storage, name)
+            logger.warning("backup %s was taken away while running; its partial file was removed", backup.pk)
+            backup.refresh_from_db()
+            return backup
+        except WorkerStopping as exc:
+            removed = _delete_quietly(storage, name)
+            return backup_fail(backup=backup, reason=str(exc), file_removed=removed)
+        except Exception as exc:
+            removed = _delete_quietly(storage, name)
+            logger.exception("backup %s failed", backup.pk)
+            return backup_fail(backup=backup, reason=_reason(exc), file_removed=removed)
     return backup_complete(backup=backup, result=result, name=name)
 
 
@@ -493,6 +502,8 @@ def process_queue(*, limit: int | None = None) -> int:
     """Run pending backups one after another until none is left (or ``limit`` ran)."""
     done = 0
     while limit is None or done < limit:
+        if stop_requested():
+            break  # the worker is stopping: the rest waits for the next queue run
         backup = backup_claim()
         if backup is None:
             break

@@ -212,6 +212,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _control_dir = VAR_DIR / "celery" / "control"
     for _d in (_queue_dir, _processed_dir, _control_dir):
         _d.mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport, made to stop within seconds and not to ask for a host name.
+    CELERY_BROKER_TRANSPORT = "backupsvc.lib.filebroker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
@@ -235,6 +237,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # lines carry the backup/restore id; Celery must not replace the root logger's handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# On a warm shutdown (SIGTERM to the worker's main process) a running backup or restore gets this
+# long to finish; then it is failed with a reason ("The worker was stopped while this backup
+# ran") rather than killed. Keep it below the supervisor's own limit (docker-compose.yml gives
+# the worker 90 s). A process-group SIGTERM (honcho, make run) fails it at once.
+WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", default=60.0 if PRODUCTION else 0.0)
 
 # Backups
 BACKUP_QUEUE_INTERVAL = env.int("BACKUP_QUEUE_INTERVAL", default=15 * 60)  # seconds
