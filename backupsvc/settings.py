@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backupsvc.lib.http.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -194,7 +195,7 @@ STORAGES = {
     },
 }
 
-# Email: SMTP when EMAIL_URL is set; otherwise files under var/mail/ echoed to the console.
+# Email: SMTP when EMAIL_URL is set; otherwise files under var/mail/, one line per mail in the log.
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url_config(EMAIL_URL))
@@ -289,7 +290,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-MIDDLEWARE.insert(1, "backupsvc.lib.security.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(2, "backupsvc.lib.security.ContentSecurityPolicyMiddleware")
 
 LOGGING = {
     "version": 1,
