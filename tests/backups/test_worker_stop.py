@@ -8,7 +8,7 @@ TEST_REDIS_URL is set), both ways a worker is stopped:
   ``make run``, ``tests/support``), on the prefork pool; this used to hang on the pool's queue
   lock until honcho sent SIGKILL;
 * SIGTERM to the main process only (``docker stop``, a Ctrl-C in a terminal), on the threads pool
-  that ``Procfile.dev`` runs.
+  that ``Procfile.dev`` runs, and on the prefork pool of production after the grace period.
 
 "Mid-backup" is deterministic: the last document's stored file is a FIFO that the test feeds
 slowly, so the worker is inside that file, sending heartbeats, for as long as the test wants.
@@ -81,13 +81,15 @@ class _SlowFeeder(threading.Thread):
 
 
 @pytest.mark.parametrize(
-    ("pool", "whole_group"),
-    [("prefork", True), ("threads", False)],
-    ids=["prefork-group-sigterm", "threads-main-sigterm"],
+    ("pool", "whole_group", "grace"),
+    [("prefork", True, "0"), ("threads", False, "0"), ("prefork", False, "1")],
+    ids=["prefork-group-sigterm", "threads-main-sigterm", "prefork-main-sigterm-after-grace"],
 )
 def test_worker_stopped_mid_backup_exits_promptly_and_fails_the_backup_with_a_reason(  # type: ignore[no-untyped-def]
-    shared_db, broker, tenant, tmp_path: Path, pool: str, whole_group: bool
+    shared_db, broker, tenant, tmp_path: Path, pool: str, whole_group: bool, grace: str
 ) -> None:
+    """The last case is ``docker stop``: the main process alone gets SIGTERM and passes it to
+    its pool processes after WORKER_STOP_GRACE_SECONDS (60 in production, 1 here)."""
     org, ou = tenant.org, tenant.ou_a
     add_document(org, ou, "BIG-00", content=os.urandom(256 * 1024))
     _version, fifo = _stalling_document(org, ou, b"")
@@ -97,6 +99,7 @@ def test_worker_stopped_mid_backup_exits_promptly_and_fails_the_backup_with_a_re
     env = worker_env(
         var_dir=tmp_path / "var", media_root=default_storage.location, database_url=shared_db, broker=broker
     )
+    env["WORKER_STOP_GRACE_SECONDS"] = grace
     cmd = ["celery", "-A", "backupsvc", "worker", "--queues", queue, "--hostname", f"stop-{broker.token}@%h"]
     cmd += ["--pool", pool, "--concurrency", "2", "--without-mingle", "--without-gossip", "--without-heartbeat"]
     worker = spawn(name=f"stop-{pool}", cmd=[str(Path(os.sys.executable)), "-m", *cmd], env=env, log_dir=tmp_path)
