@@ -281,7 +281,8 @@ class _Heartbeat:
 def backup_run(*, backup: Backup, storage: Storage | None = None) -> Backup:
     """Write the archive of a claimed (in-progress) backup and complete it, or fail it.
     Every log line written meanwhile carries the backup's id."""
-    with log_context(backup_id=backup.pk):
+    # A stopping worker fails it at its next heartbeat (backupsvc.lib.workerstop).
+    with log_context(backup_id=backup.pk), stoppable(WORKER_STOPPED):
         return _backup_run(backup, storage)
 
 
@@ -300,47 +301,45 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
         exclude_superseded=backup.exclude_superseded,
     )
     name = archive_upload_to(backup, "")
-    # A SIGTERM to this worker process fails the backup here (backupsvc.lib.workerstop).
-    with stoppable(WORKER_STOPPED):
+    try:
+        rows, file_bytes = estimate(org, scope, backup.datasets)
+        # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
+        Backup.objects.filter(pk=backup.pk).update(
+            progress_items_total=rows, progress_bytes_total=file_bytes, file=name
+        )
+    except Exception as exc:
+        logger.exception("backup %s could not start", backup.pk)
+        return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
+    heartbeat = _Heartbeat(backup, rows, file_bytes)
+    logger.info("backup %s: writing archive for organization %s", backup.pk, org.pk)
+    try:
+        sink = _open_sink(storage, name)
         try:
-            rows, file_bytes = estimate(org, scope, backup.datasets)
-            # Recorded before writing so that a worker killed mid-way leaves a name the sweep can delete.
-            Backup.objects.filter(pk=backup.pk).update(
-                progress_items_total=rows, progress_bytes_total=file_bytes, file=name
+            result = write_archive(
+                organization=org,
+                scope=scope,
+                datasets=backup.datasets,
+                sink=sink,
+                password=unwrap_password(backup.password_wrapped),
+                created_by=backup.requested_by.email if backup.requested_by else "system",
+                extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
+                storage=storage,
+                progress=heartbeat,
             )
-        except Exception as exc:
-            logger.exception("backup %s could not start", backup.pk)
-            return backup_fail(backup=backup, reason=_reason(exc), file_removed=True)
-        heartbeat = _Heartbeat(backup, rows, file_bytes)
-        logger.info("backup %s: writing archive for organization %s", backup.pk, org.pk)
-        try:
-            sink = _open_sink(storage, name)
-            try:
-                result = write_archive(
-                    organization=org,
-                    scope=scope,
-                    datasets=backup.datasets,
-                    sink=sink,
-                    password=unwrap_password(backup.password_wrapped),
-                    created_by=backup.requested_by.email if backup.requested_by else "system",
-                    extra_manifest={"backup": {"id": backup.pk, "kind": backup.kind, "label": backup.label}},
-                    storage=storage,
-                    progress=heartbeat,
-                )
-            finally:
-                sink.close()
-        except BackupAborted:
-            _delete_quietly(storage, name)
-            logger.warning("backup %s was taken away while running; its partial file was removed", backup.pk)
-            backup.refresh_from_db()
-            return backup
-        except WorkerStopping as exc:
-            removed = _delete_quietly(storage, name)
-            return backup_fail(backup=backup, reason=str(exc), file_removed=removed)
-        except Exception as exc:
-            removed = _delete_quietly(storage, name)
-            logger.exception("backup %s failed", backup.pk)
-            return backup_fail(backup=backup, reason=_reason(exc), file_removed=removed)
+        finally:
+            sink.close()
+    except BackupAborted:
+        _delete_quietly(storage, name)
+        logger.warning("backup %s was taken away while running; its partial file was removed", backup.pk)
+        backup.refresh_from_db()
+        return backup
+    except WorkerStopping as exc:
+        removed = _delete_quietly(storage, name)
+        return backup_fail(backup=backup, reason=str(exc), file_removed=removed)
+    except Exception as exc:
+        removed = _delete_quietly(storage, name)
+        logger.exception("backup %s failed", backup.pk)
+        return backup_fail(backup=backup, reason=_reason(exc), file_removed=removed)
     return backup_complete(backup=backup, result=result, name=name)
 
 
