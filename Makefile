@@ -3,18 +3,31 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Runtime packages (requirements.txt) for make run; development ones (requirements-dev.txt:
+# tests, benchmarks, lint, the local peers) for everything else. One stamp each.
+STAMP := $(VENV)/.installed-runtime
+STAMP_DEV := $(VENV)/.installed-dev
 PYTEST_ARGS ?= -n 2
+RUN_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark loadtest prod-local help
+.PHONY: help run web worker beat test lint format benchmark loadtest prod-local install install-dev migrate seed clean-var
 
 help:
-	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
-	@echo "make test   - install and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
-	@echo "make lint   - ruff check and format check"
-	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
-	@echo "make loadtest - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
-	@echo "make prod-local - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
+	@echo "make run         - install the runtime packages, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
+	@echo "make web         - only the web server of make run (http://127.0.0.1:8000; WEB_PORT changes the port)"
+	@echo "make worker      - only the Celery worker of make run"
+	@echo "make beat        - only Celery beat of make run"
+	@echo "make test        - install the development packages and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
+	@echo "make lint        - ruff check and format check"
+	@echo "make format      - ruff format and autofix"
+	@echo "make benchmark   - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make loadtest    - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
+	@echo "make prod-local  - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
+	@echo "make install     - create .venv/ with the runtime packages (requirements.txt)"
+	@echo "make install-dev - add the development packages (requirements-dev.txt)"
+	@echo "make migrate     - apply the database migrations"
+	@echo "make seed        - migrate and load the demo data (prints the logins)"
+	@echo "make clean-var   - delete var/ (database, files, broker, mail, generated secrets of the embedded set-up)"
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +35,13 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
+$(STAMP_DEV): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP_DEV)
+
 install: $(STAMP)
+
+install-dev: $(STAMP_DEV)
 
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
@@ -31,11 +50,15 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo "Starting web (http://127.0.0.1:8000), worker and beat. Ctrl-C stops them all."
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile.dev
+	@echo "Starting web (http://127.0.0.1:$${WEB_PORT:-8000}), worker and beat. Ctrl-C stops them all."
+	$(RUN_PATH) $(BIN)/honcho start -f Procfile.dev
+
+# One process of make run each (the database must be migrated: make migrate).
+web worker beat: $(STAMP)
+	$(RUN_PATH) $(BIN)/honcho start -f Procfile.dev $@
 
 # Both passes run whatever the first one's result; the target fails if either did.
-test: $(STAMP)
+test: $(STAMP_DEV)
 	@status=0; \
 	echo "== The suite on SQLite"; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
@@ -47,23 +70,23 @@ test: $(STAMP)
 	fi; \
 	exit $$status
 
-lint: $(STAMP)
+lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(STAMP_DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-benchmark: $(STAMP)
+benchmark: $(STAMP_DEV)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
 	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
 
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
-loadtest: $(STAMP)
+loadtest: $(STAMP_DEV)
 	$(BIN)/python benchmarks/load_bench.py --results
 
-prod-local: $(STAMP)
+prod-local: $(STAMP_DEV)
 	scripts/prod_local.sh
 
 clean-var:

@@ -100,44 +100,51 @@ def write_archive(
                 has_files = bool(spec.files) or spec.key == "profile"
                 # Rows whose files go in as their own members are staged in a spooled temp
                 # file (memory-bounded), because one member must be complete before the next.
-                staging = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) if has_files else None  # noqa: SIM115
-                member_cm = (
-                    contextlib.nullcontext(staging) if staging else writer.open_member(f"data/{key}/{spec.key}.jsonl")
+                # Closed on every path: a stored file that cannot be read must not leave it open.
+                staging_cm = (
+                    tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by the with
+                    if has_files
+                    else contextlib.nullcontext(None)
                 )
-                with member_cm as member:
-                    for row in spec.rows(organization, scope):
-                        for fname in spec.files + (("logo",) if spec.key == "profile" else ()):
-                            stored = row.get(fname)
-                            if not stored:
-                                continue
-                            member_name = f"{ds.FILE_MEMBER_PREFIX}{secrets.token_hex(16)}"
-                            row[fname] = {"member": member_name, "name": row.get("filename", fname)}
-                            with storage.open(stored, "rb") as src:
-                                writer.add_stream(member_name, src, size=_size_or_none(src))
-                            if spec.key == "document_version":
-                                ref, doc_title, doc_status, doc_ou = documents.get(row["document"], ("", "", "", 0))
-                                entry = [
-                                    f"{ref} {doc_title}".strip(),
-                                    ou_names.get(doc_ou, ""),
-                                    doc_status,
-                                    str(row.get("number", "")),
-                                    int(row.get("size") or 0),
-                                    member_name,
-                                ]
-                                catalog.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
-                                catalog_count += 1
-                        if spec.key == "document":
-                            documents[row["id"]] = (row["reference"], row["title"], row["status"], row["ou"])
-                        member.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-                        count += 1
-                        items_done += 1
-                        if items_done % 200 == 0:
-                            report(writer.bytes_done)
-                if staging is not None:
-                    staging.seek(0)
-                    with writer.open_member(f"data/{key}/{spec.key}.jsonl") as member:
-                        shutil.copyfileobj(staging, member, 1024 * 1024)
-                    staging.close()
+                with staging_cm as staging:
+                    member_cm = (
+                        contextlib.nullcontext(staging)
+                        if staging
+                        else writer.open_member(f"data/{key}/{spec.key}.jsonl")
+                    )
+                    with member_cm as member:
+                        for row in spec.rows(organization, scope):
+                            for fname in spec.files + (("logo",) if spec.key == "profile" else ()):
+                                stored = row.get(fname)
+                                if not stored:
+                                    continue
+                                member_name = f"{ds.FILE_MEMBER_PREFIX}{secrets.token_hex(16)}"
+                                row[fname] = {"member": member_name, "name": row.get("filename", fname)}
+                                with storage.open(stored, "rb") as src:
+                                    writer.add_stream(member_name, src, size=_size_or_none(src))
+                                if spec.key == "document_version":
+                                    ref, doc_title, doc_status, doc_ou = documents.get(row["document"], ("", "", "", 0))
+                                    entry = [
+                                        f"{ref} {doc_title}".strip(),
+                                        ou_names.get(doc_ou, ""),
+                                        doc_status,
+                                        str(row.get("number", "")),
+                                        int(row.get("size") or 0),
+                                        member_name,
+                                    ]
+                                    catalog.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+                                    catalog_count += 1
+                            if spec.key == "document":
+                                documents[row["id"]] = (row["reference"], row["title"], row["status"], row["ou"])
+                            member.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                            count += 1
+                            items_done += 1
+                            if items_done % 200 == 0:
+                                report(writer.bytes_done)
+                    if staging is not None:
+                        staging.seek(0)
+                        with writer.open_member(f"data/{key}/{spec.key}.jsonl") as member:
+                            shutil.copyfileobj(staging, member, 1024 * 1024)
                 row_counts[key][spec.key] = count
         documents.clear()
         with writer.open_member("index.html") as member:

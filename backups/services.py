@@ -27,9 +27,12 @@ from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
 from backupsvc.lib.logcontext import log_context
+from backupsvc.lib.workerstop import WorkerStopping, raise_if_stopping, stop_requested, stoppable
 from organizations.models import Facility, OrganisationalUnit, Organization
 
 logger = logging.getLogger(__name__)
+
+WORKER_STOPPED = "The worker was stopped while this backup ran; request it again."
 
 MIN_USER_PASSWORD = 12
 
@@ -263,6 +266,7 @@ class _Heartbeat:
         self._last = 0.0
 
     def __call__(self, items_done: int, bytes_done: int, *, force: bool = False) -> None:
+        raise_if_stopping()
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
@@ -279,7 +283,8 @@ class _Heartbeat:
 def backup_run(*, backup: Backup, storage: Storage | None = None) -> Backup:
     """Write the archive of a claimed (in-progress) backup and complete it, or fail it.
     Every log line written meanwhile carries the backup's id."""
-    with log_context(backup_id=backup.pk):
+    # A stopping worker fails it at its next heartbeat (backupsvc.lib.workerstop).
+    with log_context(backup_id=backup.pk), stoppable(WORKER_STOPPED):
         return _backup_run(backup, storage)
 
 
@@ -330,6 +335,9 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
         logger.warning("backup %s was taken away while running; its partial file was removed", backup.pk)
         backup.refresh_from_db()
         return backup
+    except WorkerStopping as exc:
+        removed = _delete_quietly(storage, name)
+        return backup_fail(backup=backup, reason=str(exc), file_removed=removed)
     except Exception as exc:
         removed = _delete_quietly(storage, name)
         logger.exception("backup %s failed", backup.pk)
@@ -515,6 +523,8 @@ def process_queue(*, limit: int | None = None) -> int:
     """Run pending backups one after another until none is left (or ``limit`` ran)."""
     done = 0
     while limit is None or done < limit:
+        if stop_requested():
+            break  # the worker is stopping: the rest waits for the next queue run
         backup = backup_claim()
         if backup is None:
             break

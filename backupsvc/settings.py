@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backupsvc.lib.http.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -199,7 +200,7 @@ STORAGES = {
     },
 }
 
-# Email: SMTP when EMAIL_URL is set; otherwise files under var/mail/ echoed to the console.
+# Email: SMTP when EMAIL_URL is set; otherwise files under var/mail/, one line per mail in the log.
 EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url_config(EMAIL_URL))
@@ -217,6 +218,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _control_dir = VAR_DIR / "celery" / "control"
     for _d in (_queue_dir, _processed_dir, _control_dir):
         _d.mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport, made to stop within seconds and not to ask for a host name.
+    CELERY_BROKER_TRANSPORT = "backupsvc.lib.filebroker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
@@ -240,6 +243,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # lines carry the backup/restore id; Celery must not replace the root logger's handlers.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# On a warm shutdown (SIGTERM to the worker's main process) a running backup or restore gets this
+# long to finish; then it is failed with a reason ("The worker was stopped while this backup
+# ran") rather than killed. Keep it below the supervisor's own limit (docker-compose.yml gives
+# the worker 90 s). A process-group SIGTERM (honcho, make run) fails it at once.
+WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", default=60.0 if PRODUCTION else 0.0)
 
 # Backups
 BACKUP_QUEUE_INTERVAL = env.int("BACKUP_QUEUE_INTERVAL", default=15 * 60)  # seconds
@@ -287,7 +295,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-MIDDLEWARE.insert(1, "backupsvc.lib.security.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(2, "backupsvc.lib.security.ContentSecurityPolicyMiddleware")
 
 LOGGING = {
     "version": 1,

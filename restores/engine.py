@@ -29,6 +29,7 @@ from backups.keys import unwrap_password
 from backups.models import Backup
 from backups.storage_io import open_for_reading
 from backups.verify import archive_limits
+from backupsvc.lib.workerstop import raise_if_stopping
 from organizations.models import DocumentVersion, MasterDataVersion, Organization, Regulation
 from organizations.models.profile import logo_upload_to
 from organizations.services import organization_create
@@ -46,7 +47,9 @@ class RestoreRefused(Exception):
 
 def checkpoint(stage: str, **info: Any) -> None:
     """Called at each stage of a restore ("begin", "deleted", "dataset:<key>", "row", "imported",
-    "after_create", "finalize"). A no-op; tests replace it to inject failures."""
+    "after_create", "finalize"). Ends the restore when its worker is stopping (nothing is
+    applied: it runs in one transaction); tests replace it to inject failures."""
+    raise_if_stopping()
 
 
 # ----------------------------------------------------------------------------------------------

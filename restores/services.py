@@ -31,6 +31,7 @@ from backups.keys import PasswordUnavailable, unwrap_password, wrap_password
 from backups.models import Backup
 from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
 from backupsvc.lib.logcontext import log_context
+from backupsvc.lib.workerstop import WorkerStopping, stoppable
 from organizations.models import Organization
 from restores import engine
 from restores.codes import code_digest, code_matches, generate_code, normalize
@@ -40,6 +41,8 @@ from restores.notify import notify_finished, notify_locked, owner_of, send_code
 from restores.permissions import may_change_restore_policy, may_restore_in_place, may_use_wizard
 
 logger = logging.getLogger(__name__)
+
+WORKER_STOPPED = "The worker was stopped while this restore ran; nothing was changed. Request it again."
 
 HOUR = dt.timedelta(hours=1)
 
@@ -393,7 +396,7 @@ def restore_claim(*, restore_id: int | None = None) -> Restore | None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ArchiveError | engine.RestoreRefused | RestoreError | PasswordUnavailable):
+    if isinstance(exc, ArchiveError | engine.RestoreRefused | RestoreError | PasswordUnavailable | WorkerStopping):
         return str(exc)
     from backups.datasets import RestoreDataError
 
@@ -477,7 +480,7 @@ def restore_run(*, restore: Restore, storage: Storage | None = None) -> Restore:
     if restore.status != Restore.Status.RUNNING:
         raise RestoreError(f"Restore {restore.pk} is {restore.status}, not running.")
     storage = storage or default_storage
-    with log_context(restore_id=restore.pk):
+    with log_context(restore_id=restore.pk), stoppable(WORKER_STOPPED):
         if restore.kind == Restore.Kind.IN_PLACE:
             return _run_in_place(restore, storage)
         return _run_new_organization(restore, storage)

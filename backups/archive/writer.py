@@ -301,14 +301,17 @@ class ArchiveWriter:
         self._work.put(job)
 
     def _put(self, q: queue.Queue[Any], item: Any) -> None:
-        """Blocking put from the caller's thread that still notices failures and reports progress."""
+        """Blocking put from the caller's thread that still notices failures and reports progress
+        (also when the source is slow rather than the pipeline: a heartbeat per interval)."""
         while True:
             self._raise_if_failed()
             try:
                 q.put(item, timeout=_POLL)
-                return
             except queue.Full:
                 self._report()
+            else:
+                self._report()
+                return
 
     def _drain(self) -> None:
         """Wait until every submitted job is written (all slots free again)."""
