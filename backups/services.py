@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -26,6 +26,7 @@ from backups.export import estimate, write_archive
 from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
+from backupsvc.lib import heartbeats
 from backupsvc.lib.logcontext import log_context
 from organizations.models import Facility, OrganisationalUnit, Organization
 
@@ -468,11 +469,8 @@ def backups_fail_stale(*, now: Any = None) -> int:
     """Fail jobs whose worker stopped sending heartbeats (it died), so they can be requested again;
     remove the partial files that failed jobs left while the storage could not be reached."""
     now = now or timezone.now()
-    cutoff = now - settings.BACKUP_HEARTBEAT_STALE_AFTER
     count = 0
-    stale = Backup.objects.filter(status=Backup.Status.IN_PROGRESS).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
+    stale = Backup.objects.filter(status=Backup.Status.IN_PROGRESS).filter(heartbeats.stale(now))
     for backup in stale:
         try:
             backup_fail(

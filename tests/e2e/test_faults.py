@@ -65,8 +65,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 KIB = 1024
 MIB = 1024 * KIB
 STALE = settings.BACKUP_HEARTBEAT_STALE_AFTER.total_seconds()
-# A restore counts as dead once it has run longer than any task may live, plus the stale margin.
-RESTORE_DEAD_AFTER = settings.CELERY_TASK_TIME_LIMIT + STALE
+# Beat sweeps restores every this many seconds; a dead worker's restore is failed by the first
+# sweep after its heartbeat went stale, so within STALE + SWEEP_EVERY (at most 15 minutes).
+SWEEP_EVERY = settings.CELERY_BEAT_SCHEDULE["restores-sweep-stale"]["schedule"]
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -349,8 +350,10 @@ def test_worker_killed_mid_restore_changes_nothing_and_the_sweep_ends_maintenanc
     leftovers = stack.object_keys(f"documents/restore-{restore.pk}/")
     assert leftovers and not leftovers & referenced_files()
 
-    # Beat's restore sweep reaching a worker that lives past the longest a task may run.
-    stack.start_worker("sweeper", clock_shift=RESTORE_DEAD_AFTER + 300)
+    # Beat's first restore sweep after the heartbeat went stale, at most 15 minutes after the kill
+    # (before the heartbeat, a restore counted as dead only after the longest a task may run: 6 h).
+    assert STALE + SWEEP_EVERY <= 15 * 60
+    stack.start_worker("sweeper", clock_shift=STALE + SWEEP_EVERY)
     stack.send("restores.tasks.sweep_stale")
     failed = stack.wait(lambda: refreshed(Restore, restore.pk, Restore.Status.FAILED), 60, "the restore sweep")
     wait_task(stack, "sweeper", "restores.tasks.sweep_stale")
