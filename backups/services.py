@@ -237,7 +237,7 @@ def _delete_quietly(storage: Storage, name: str) -> bool:
         storage.delete(name)
     except Exception:
         removed = False
-        logger.warning("could not delete stored file of a failed backup: %s", name, exc_info=True)
+        logger.warning("could not delete the stored file %s", name, exc_info=True)
     bucket = getattr(storage, "bucket", None)
     if bucket is not None:
         try:
@@ -432,13 +432,17 @@ def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> B
 
 
 def backup_expire(*, backup: Backup, user: User | None = None, request: Any = None, early: bool = False) -> Backup:
-    """Delete a completed backup's file; the record and its download history stay."""
+    """Delete a completed backup's file; the record and its download history stay.
+
+    The file goes once the expiry is committed, and the record forgets its name only when it
+    is gone: when the storage cannot be reached, the expired backup keeps the name and the next
+    expiry sweep (``backups_expire_due``) removes the file."""
     with transaction.atomic():
         current = Backup.objects.select_for_update().get(pk=backup.pk)
         if current.status != Backup.Status.COMPLETED:
             raise IllegalTransition(f"Only a completed backup can expire; this one is {current.get_status_display()}.")
         name = current.file.name
-        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.EXPIRED, expired_at=timezone.now(), file="")
+        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.EXPIRED, expired_at=timezone.now())
         backup.refresh_from_db()
         _event(backup, Backup.Status.EXPIRED, "Expired early" if early else "Download period over", user)
         audit_log(
@@ -448,12 +452,24 @@ def backup_expire(*, backup: Backup, user: User | None = None, request: Any = No
             obj=backup,
             request=request,
         )
-        transaction.on_commit(lambda: _delete_quietly(default_storage, name))
+        transaction.on_commit(lambda: _remove_expired_file(backup.pk, name))
     return backup
 
 
+def _remove_expired_file(backup_id: int, name: str) -> bool:
+    """Delete an expired backup's file, then forget its name. False (the name stays, for the
+    next sweep) when the storage could not be reached."""
+    if not name:
+        return True
+    if not _delete_quietly(default_storage, name):
+        return False
+    Backup.objects.filter(pk=backup_id, status=Backup.Status.EXPIRED, file=name).update(file="")
+    return True
+
+
 def backups_expire_due(*, now: Any = None) -> int:
-    """Expire every completed backup whose download period is over."""
+    """Expire every completed backup whose download period is over, and remove the files that
+    earlier expiries could not (the storage was unreachable)."""
     now = now or timezone.now()
     count = 0
     for backup in Backup.objects.filter(status=Backup.Status.COMPLETED, download_expires_at__lte=now):
@@ -462,6 +478,9 @@ def backups_expire_due(*, now: Any = None) -> int:
             count += 1
         except IllegalTransition:
             continue
+    for pk, name in Backup.objects.filter(status=Backup.Status.EXPIRED).exclude(file="").values_list("pk", "file"):
+        if not _remove_expired_file(pk, name):
+            logger.warning("backup %s: the file of the expired backup could not be removed yet", pk)
     return count
 
 

@@ -29,9 +29,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +53,7 @@ from tests.backups.conftest import add_document, tenant  # noqa: F401 - fixture
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import db_state, make_backup
 from tests.support.mail import text_of
-from tests.support.net import free_port
+from tests.support.net import StorageLink
 from tests.support.procs import database_url, skip_or_fail
 from tests.support.stack import Stack, running_stack
 from tests.support.web import WebClient, text_by_testid
@@ -505,69 +503,6 @@ def test_database_connection_dropped_mid_restore_changes_nothing_and_a_retry_com
 
 
 # ------------------------------------------------------------------ 5. storage unavailable
-
-
-class StorageLink:
-    """The network between the app and the S3 server: a TCP forwarder on its own port that can
-    be cut (open connections closed, new ones refused, as when the store goes down) and put
-    back. The S3 server itself keeps running, so what a failed job left in it stays visible,
-    as it would on a real store after an outage (moto forgets everything when restarted)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self._listener is not None
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(256 * KIB):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture
