@@ -26,7 +26,7 @@ from backups.export import estimate, write_archive
 from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
-from backupsvc.lib import heartbeats
+from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from organizations.models import Facility, OrganisationalUnit, Organization
 
@@ -339,6 +339,9 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
 def _reason(exc: BaseException) -> str:
     """The failure as the user reads it. A storage failure (also one the archive writer wrapped)
     says so, without the store's address or the object's key, which botocore's messages carry."""
+    if dberrors.connection_lost(exc):
+        dberrors.forget_lost_connection(exc)
+        return "The database connection was lost while the backup was written; request it again."
     storage = _storage_failure(exc)
     text = storage or str(exc).strip() or exc.__class__.__name__
     return text[:1000]

@@ -31,7 +31,7 @@ from backups.importer import ImportResult, delete_files
 from backups.keys import PasswordUnavailable, unwrap_password, wrap_password
 from backups.models import Backup
 from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
-from backupsvc.lib import heartbeats
+from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from organizations.models import Organization
 from restores import engine
@@ -398,6 +398,9 @@ def restore_claim(*, restore_id: int | None = None) -> Restore | None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ArchiveError | engine.RestoreRefused | RestoreError | PasswordUnavailable):
         return str(exc)
+    if dberrors.connection_lost(exc):
+        dberrors.forget_lost_connection(exc)
+        return "The database connection was lost during the restore; nothing was changed. Start the restore again."
     from backups.datasets import RestoreDataError
 
     if isinstance(exc, RestoreDataError):
