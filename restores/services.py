@@ -8,9 +8,11 @@ and an illegal transition raises ``RestoreError`` with a sentence for the user.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -546,6 +548,7 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
                 transaction.on_commit(lambda: delete_files(old_files, storage))
         except BaseException:
             delete_files(result.stored_files, storage)
+            _remove_empty_folders(restore, storage)
             raise
     except Exception as exc:
         logger.exception("restore %s of organization %s failed", restore.pk, org.pk)
@@ -615,6 +618,7 @@ def _run_new_organization(restore: Restore, storage: Storage) -> Restore:
                 engine.checkpoint("finalize", organization=org)
         except BaseException:
             delete_files(result.stored_files, storage)
+            _remove_empty_folders(restore, storage)
             raise
     except Exception as exc:
         logger.exception("restore %s into a new organization failed", restore.pk)
@@ -663,6 +667,24 @@ def _discard_stored_files(restore: Restore, storage: Storage | None = None) -> N
     except Exception:
         logger.warning("restore %s: could not list the files it stored", restore.pk, exc_info=True)
     delete_files(names, storage)
+    _remove_empty_folders(restore, storage)
+
+
+def _remove_empty_folders(restore: Restore, storage: Storage) -> None:
+    """Local storage keeps a folder when its last file is deleted: remove the restore's own
+    folders (``<kind>/restore-<id>``) once empty. Object stores have no folders."""
+    try:
+        root = storage.path("")
+    except NotImplementedError:
+        return
+    folder = restore_files_folder(restore)
+    try:
+        kinds = os.listdir(root)
+    except OSError:
+        return
+    for kind in kinds:
+        with contextlib.suppress(OSError):  # not there, or not empty: kept
+            os.rmdir(os.path.join(root, kind, folder))
 
 
 def restores_fail_stale(*, now: dt.datetime | None = None) -> int:
