@@ -18,14 +18,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from backups.management.backup_cli import archives, jobs
+from backups.management.backup_cli import archives, jobs, keys
 
-GROUPS = (jobs, archives)
+GROUPS = (jobs, archives, keys)
 
 
-class Command(jobs.JobsCommands, archives.ArchivesCommands, BaseCommand):
+class Command(jobs.JobsCommands, archives.ArchivesCommands, keys.KeysCommands, BaseCommand):
     help = (
-        "Create, process, list, verify, export and decrypt backups. "
+        "Create, process, list, verify, export and decrypt backups; rotate the key ring. "
         "Run `manage.py backup ACTION --help` for the options of one action."
     )
 
