@@ -202,6 +202,8 @@ if EMAIL_URL:
 else:
     EMAIL_BACKEND = "backupsvc.lib.mail.FileAndConsoleEmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+# Operators: the storage audit's findings are mailed to them (else to the active staff users).
+ADMINS = [(email, email) for email in env.list("OPERATOR_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="backupsvc <backups@backupsvc.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -306,6 +308,8 @@ CELERY_BEAT_SCHEDULE = {
     "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},
     # Weekly: decrypt, check every hash and rehearse the restore of each organization's latest backup.
     "backups-verify-latest": {"task": "restores.tasks.verify_latest", "schedule": 7 * 24 * 3600.0},
+    # Weekly: every completed backup's file exists with its size, every stored file has a backup.
+    "backups-audit-storage": {"task": "backups.tasks.audit_storage", "schedule": 7 * 24 * 3600.0},
     "restores-process-queue": {"task": "restores.tasks.process_queue", "schedule": 60.0},
     "restores-sweep-stale": {"task": "restores.tasks.sweep_stale", "schedule": 5 * 60.0},
     "restores-cleanup-uploads": {"task": "restores.tasks.cleanup_uploads", "schedule": 3600.0},

@@ -178,3 +178,47 @@ def test_expiry_while_the_store_is_cut_off_keeps_the_name_and_the_next_sweep_rem
     finally:
         with contextlib.suppress(OSError):
             link.cut()
+
+
+def test_storage_audit_on_s3_reports_and_fixes_orphans_but_not_a_running_backups_upload(
+    s3_default_storage: Bucket, cast, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    from backups.audit import storage_audit
+    from backups.models import StorageFinding
+
+    bucket = s3_default_storage
+    settings.ADMINS = [("Operators", "ops@platform.test")]
+    intact, _ = services.backup_request(organization=cast.org, requested_by=cast.owner, dispatch=False)
+    assert services.process_queue() == 1
+    intact.refresh_from_db()
+    gone = Backup.objects.create(
+        organization=cast.other_org, status=Backup.Status.COMPLETED, file="backups/gone.zip", size=10
+    )
+    bucket.client.put_object(Bucket=bucket.name, Key="backups/stray.zip", Body=b"belongs to nobody")
+    ghost = bucket.client.create_multipart_upload(Bucket=bucket.name, Key="backups/ghost.zip")["UploadId"]
+    # A running backup's multipart upload is normal.
+    running = Backup.objects.create(organization=cast.org, status=Backup.Status.IN_PROGRESS, file="backups/running.zip")
+    live = bucket.client.create_multipart_upload(Bucket=bucket.name, Key=running.file.name)["UploadId"]
+    mail.outbox.clear()
+
+    result = storage_audit()
+    assert {(f.kind, f.name) for f in result.found} == {
+        (StorageFinding.Kind.MISSING, gone.file.name),
+        (StorageFinding.Kind.ORPHAN, "backups/stray.zip"),
+        (StorageFinding.Kind.UNFINISHED_UPLOAD, "backups/ghost.zip"),
+    }
+    assert result.backups_checked == 2 and result.objects_checked == 2  # the intact archive, the stray
+    assert len(mail.outbox) == 1 and "backups/ghost.zip" in mail.outbox[0].body
+    assert "backups/stray.zip" in bucket.object_keys("backups/")  # nothing deleted
+
+    result = storage_audit(fix=True)
+    assert {(f.kind, f.name) for f in result.fixed} == {
+        (StorageFinding.Kind.ORPHAN, "backups/stray.zip"),
+        (StorageFinding.Kind.UNFINISHED_UPLOAD, "backups/ghost.zip"),
+    }
+    assert bucket.object_keys("backups/") == {intact.file.name}
+    uploads = {u["UploadId"] for u in bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])}
+    assert uploads == {live} and ghost not in uploads
+    assert [(f.kind, f.name) for f in result.found] == [(StorageFinding.Kind.MISSING, gone.file.name)]

@@ -18,14 +18,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from backups.management.backup_cli import archives, jobs, keys
+from backups.management.backup_cli import archives, jobs, keys, storage
 
-GROUPS = (jobs, archives, keys)
+GROUPS = (jobs, archives, keys, storage)
 
 
-class Command(jobs.JobsCommands, archives.ArchivesCommands, keys.KeysCommands, BaseCommand):
+class Command(jobs.JobsCommands, archives.ArchivesCommands, keys.KeysCommands, storage.StorageCommands, BaseCommand):
     help = (
-        "Create, process, list, verify, export and decrypt backups; rotate the key ring. "
+        "Create, process, list, verify, export and decrypt backups; rotate the key ring; audit the storage. "
         "Run `manage.py backup ACTION --help` for the options of one action."
     )
 
