@@ -247,8 +247,9 @@ BACKUP_HEARTBEAT_STALE_AFTER = timedelta(seconds=env.int("BACKUP_HEARTBEAT_STALE
 BACKUP_MAX_EXPANDED_SIZE = env.int("BACKUP_MAX_EXPANDED_SIZE", default=50 * 1024**3)
 BACKUP_MAX_RATIO = env.int("BACKUP_MAX_RATIO", default=200)
 BACKUP_UPLOAD_MAX_SIZE = env.int("BACKUP_UPLOAD_MAX_SIZE", default=10 * 1024**3)
-# Every other request body (forms, logos): larger ones are refused before they are read.
-REQUEST_BODY_MAX_SIZE = env.int("REQUEST_BODY_MAX_SIZE", default=10 * 1024**2)
+# Every other request body (forms, logos, documents uploaded in the Django admin): larger ones are
+# refused (413) before they are read. Each request in flight may hold this much in a temporary file.
+REQUEST_BODY_MAX_SIZE = env.int("REQUEST_BODY_MAX_SIZE", default=50 * 1024**2)
 SUBSCRIPTION_URL = env.str("SUBSCRIPTION_URL", default="https://backupsvc.example/pricing")
 SUBSCRIPTION_CONTACT_EMAIL = env.str("SUBSCRIPTION_CONTACT_EMAIL", default="sales@backupsvc.example")
 

@@ -217,9 +217,10 @@ def test_a_check_whose_dependency_hangs_fails_within_the_limit(client, settings,
     assert response.status_code == 503
     check = body["checks"][dependency]
     assert check["ok"] is False and check["error"]
-    # connect_timeout counts whole seconds, at least 2 (libpq): the database may take that long.
-    assert check["latency_ms"] < 2.0 * 1000 + 500, check
-    assert elapsed < 2.0 + 2.5, f"the probe took {elapsed:.1f} s"
+    # Given up after the limit plus a second's grace (2 s), with slack for a loaded machine.
+    assert check["error"] == "no answer within 2 s" or check["latency_ms"] < 2000, check
+    assert check["latency_ms"] < 2000 + 1500, check
+    assert elapsed < 2.0 + 3.0, f"the probe took {elapsed:.1f} s"
     if dependency == "database":
         assert body["checks"]["jobs"] == {
             "ok": False,
