@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from backups import services
-from backups.models import Backup, BackupDownload, BackupEvent, BackupSchedule
+from backups.models import Backup, BackupDownload, BackupEvent, BackupSchedule, StorageFinding
 
 
 class EventInline(admin.TabularInline):
@@ -125,6 +125,23 @@ class BackupEventAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("message",)
     list_select_related = ("backup", "actor")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(StorageFinding)
+class StorageFindingAdmin(admin.ModelAdmin):
+    """What the storage audit found (``manage.py backup audit-storage``, weekly in beat)."""
+
+    list_display = ("kind", "name", "backup", "recorded_size", "stored_size", "found_at", "last_seen_at", "resolved_at")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("name",)
+    date_hierarchy = "found_at"
+    list_select_related = ("backup",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

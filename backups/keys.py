@@ -10,19 +10,25 @@ class PasswordUnavailable(Exception):
     """The stored password cannot be unwrapped (its key was removed from BACKUP_KEYS)."""
 
 
-def _ring() -> MultiFernet:
+def key_ring() -> MultiFernet:
     return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in settings.BACKUP_KEYS])
+
+
+def first_key() -> Fernet:
+    """The key new passwords are wrapped with (and rotation re-wraps under)."""
+    key = settings.BACKUP_KEYS[0]
+    return Fernet(key.encode() if isinstance(key, str) else key)
 
 
 def wrap_password(password: str) -> str:
     """Encrypt an archive password with the first key of the ring."""
-    return _ring().encrypt(password.encode("utf-8")).decode("ascii")
+    return key_ring().encrypt(password.encode("utf-8")).decode("ascii")
 
 
 def unwrap_password(token: str) -> str:
     """Decrypt a wrapped archive password with any key of the ring."""
     try:
-        return _ring().decrypt(token.encode("ascii")).decode("utf-8")
+        return key_ring().decrypt(token.encode("ascii")).decode("utf-8")
     except (InvalidToken, ValueError) as exc:
         raise PasswordUnavailable(
             "The backup's password cannot be unwrapped: its key is no longer in BACKUP_KEYS."

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -26,6 +26,7 @@ from backups.export import estimate, write_archive
 from backups.keys import wrap_password
 from backups.models import Backup, BackupEvent, BackupSchedule, archive_upload_to
 from backups.notify import backup_notify_finished
+from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from backupsvc.lib.workerstop import WorkerStopping, raise_if_stopping, stop_requested, stoppable
 from organizations.models import Facility, OrganisationalUnit, Organization
@@ -241,7 +242,7 @@ def _delete_quietly(storage: Storage, name: str) -> bool:
         storage.delete(name)
     except Exception:
         removed = False
-        logger.warning("could not delete stored file of a failed backup: %s", name, exc_info=True)
+        logger.warning("could not delete the stored file %s", name, exc_info=True)
     bucket = getattr(storage, "bucket", None)
     if bucket is not None:
         try:
@@ -348,6 +349,9 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
 def _reason(exc: BaseException) -> str:
     """The failure as the user reads it. A storage failure (also one the archive writer wrapped)
     says so, without the store's address or the object's key, which botocore's messages carry."""
+    if dberrors.connection_lost(exc):
+        dberrors.forget_lost_connection(exc)
+        return "The database connection was lost while the backup was written; request it again."
     storage = _storage_failure(exc)
     text = storage or str(exc).strip() or exc.__class__.__name__
     return text[:1000]
@@ -461,13 +465,17 @@ def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> B
 
 
 def backup_expire(*, backup: Backup, user: User | None = None, request: Any = None, early: bool = False) -> Backup:
-    """Delete a completed backup's file; the record and its download history stay."""
+    """Delete a completed backup's file; the record and its download history stay.
+
+    The file goes once the expiry is committed, and the record forgets its name only when it
+    is gone: when the storage cannot be reached, the expired backup keeps the name and the next
+    expiry sweep (``backups_expire_due``) removes the file."""
     with transaction.atomic():
         current = Backup.objects.select_for_update().get(pk=backup.pk)
         if current.status != Backup.Status.COMPLETED:
             raise IllegalTransition(f"Only a completed backup can expire; this one is {current.get_status_display()}.")
         name = current.file.name
-        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.EXPIRED, expired_at=timezone.now(), file="")
+        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.EXPIRED, expired_at=timezone.now())
         backup.refresh_from_db()
         _event(backup, Backup.Status.EXPIRED, "Expired early" if early else "Download period over", user)
         audit_log(
@@ -477,12 +485,24 @@ def backup_expire(*, backup: Backup, user: User | None = None, request: Any = No
             obj=backup,
             request=request,
         )
-        transaction.on_commit(lambda: _delete_quietly(default_storage, name))
+        transaction.on_commit(lambda: _remove_expired_file(backup.pk, name))
     return backup
 
 
+def _remove_expired_file(backup_id: int, name: str) -> bool:
+    """Delete an expired backup's file, then forget its name. False (the name stays, for the
+    next sweep) when the storage could not be reached."""
+    if not name:
+        return True
+    if not _delete_quietly(default_storage, name):
+        return False
+    Backup.objects.filter(pk=backup_id, status=Backup.Status.EXPIRED, file=name).update(file="")
+    return True
+
+
 def backups_expire_due(*, now: Any = None) -> int:
-    """Expire every completed backup whose download period is over."""
+    """Expire every completed backup whose download period is over, and remove the files that
+    earlier expiries could not (the storage was unreachable)."""
     now = now or timezone.now()
     count = 0
     for backup in Backup.objects.filter(status=Backup.Status.COMPLETED, download_expires_at__lte=now):
@@ -491,6 +511,9 @@ def backups_expire_due(*, now: Any = None) -> int:
             count += 1
         except IllegalTransition:
             continue
+    for pk, name in Backup.objects.filter(status=Backup.Status.EXPIRED).exclude(file="").values_list("pk", "file"):
+        if not _remove_expired_file(pk, name):
+            logger.warning("backup %s: the file of the expired backup could not be removed yet", pk)
     return count
 
 
@@ -498,11 +521,8 @@ def backups_fail_stale(*, now: Any = None) -> int:
     """Fail jobs whose worker stopped sending heartbeats (it died), so they can be requested again;
     remove the partial files that failed jobs left while the storage could not be reached."""
     now = now or timezone.now()
-    cutoff = now - settings.BACKUP_HEARTBEAT_STALE_AFTER
     count = 0
-    stale = Backup.objects.filter(status=Backup.Status.IN_PROGRESS).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
+    stale = Backup.objects.filter(status=Backup.Status.IN_PROGRESS).filter(heartbeats.stale(now))
     for backup in stale:
         try:
             backup_fail(

@@ -55,3 +55,11 @@ def verify_backup(backup_id: int) -> None:
     from restores.tasks import verify_backup as verify_and_rehearse
 
     verify_and_rehearse(backup_id)
+
+
+@shared_task(ignore_result=True)
+def audit_storage() -> None:
+    """Weekly: the backups' records against the objects in storage; findings to the operators."""
+    from backups.audit import storage_audit
+
+    storage_audit()

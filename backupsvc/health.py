@@ -9,11 +9,15 @@ Nothing tenant-specific is reported (no organization, no id), and error messages
 credentials, because anyone who reaches the port may read them. The job ages are figures, not a
 check: a queue that waits for beat is normal, and taking every web server out of a load balancer
 because the workers are behind would make things worse. Each check is bounded by
-``HEALTH_CHECK_TIMEOUT`` so a hung dependency cannot hang the probe.
+``HEALTH_CHECK_TIMEOUT`` so a hung dependency cannot hang the probe: the database, broker and
+storage checks run in threads the probe stops waiting for (the database on a connection of its
+own, with connect and statement timeouts), and the job ages run only once the database answered,
+under a statement timeout.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -23,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.db.models import Min
 from django.db.models.functions import Coalesce
+from django.db.utils import load_backend
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -98,10 +103,27 @@ def _timed(check: Callable[[], dict[str, Any] | None], timeout: float | None = N
     return Check(ok=True, latency_ms=latency, details=outcome.get("details", {}))
 
 
-def check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+def _database_settings() -> dict[str, Any]:
+    return dict(connections["default"].settings_dict)
+
+
+def check_database(timeout: float) -> None:
+    """``SELECT 1`` on a connection of its own (not the request's, which a hung server would
+    hold), with the probe's connect and statement timeouts on PostgreSQL."""
+    settings_dict = _database_settings()
+    backend = load_backend(settings_dict["ENGINE"])
+    if "postgresql" in settings_dict["ENGINE"]:
+        # libpq counts whole seconds, at least 2.
+        options = {**settings_dict.get("OPTIONS", {}), "connect_timeout": max(2, math.ceil(timeout))}
+        options["options"] = f"{options.get('options', '')} -c statement_timeout={int(timeout * 1000)}".strip()
+        settings_dict["OPTIONS"] = options
+    probe = backend.DatabaseWrapper(settings_dict, alias="health-probe")
+    try:
+        with probe.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        probe.close()
 
 
 def check_broker(timeout: float) -> None:
@@ -182,17 +204,21 @@ def _s3_client(storage: Any, timeout: float) -> Any:
         return _s3_clients[key]
 
 
-def job_ages() -> dict[str, int | None]:
+def job_ages(timeout: float) -> dict[str, int | None]:
     """Seconds since the oldest pending backup was requested and since the oldest queued restore
     was confirmed (None when nothing waits)."""
     from backups.models import Backup
     from restores.models import Restore
 
     now = timezone.now()
-    oldest_backup = Backup.objects.pending().aggregate(oldest=Min("created_at"))["oldest"]
-    oldest_restore = Restore.objects.filter(status=Restore.Status.QUEUED).aggregate(
-        oldest=Min(Coalesce("confirmed_at", "created_at"))
-    )["oldest"]
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [int(timeout * 1000)])
+        oldest_backup = Backup.objects.pending().aggregate(oldest=Min("created_at"))["oldest"]
+        oldest_restore = Restore.objects.filter(status=Restore.Status.QUEUED).aggregate(
+            oldest=Min(Coalesce("confirmed_at", "created_at"))
+        )["oldest"]
 
     def age(moment: Any) -> int | None:
         return None if moment is None else max(0, int((now - moment).total_seconds()))
@@ -207,11 +233,15 @@ def health_report() -> tuple[bool, dict[str, Any]]:
     """Run every check; (healthy, the JSON-ready report)."""
     timeout = float(getattr(settings, "HEALTH_CHECK_TIMEOUT", 3.0))
     checks = {
-        "database": _timed(check_database),
+        "database": _timed(lambda: check_database(timeout), timeout + 1),
         "broker": _timed(lambda: check_broker(timeout), timeout + 1),
         "storage": _timed(lambda: check_storage(timeout), timeout + 1),
-        "jobs": _timed(job_ages),
     }
+    if checks["database"].ok:
+        # On the request's connection (it sees what the request sees), bounded on PostgreSQL.
+        checks["jobs"] = _timed(lambda: job_ages(timeout))
+    else:
+        checks["jobs"] = Check(ok=False, latency_ms=0.0, error="not checked: the database did not answer")
     healthy = all(c.ok for c in checks.values())
     return healthy, {
         "status": "ok" if healthy else "fail",

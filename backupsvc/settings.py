@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "backupsvc.lib.http.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "backupsvc.lib.bodies.RequestBodyLimitMiddleware",  # before anything can read a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -207,6 +208,8 @@ if EMAIL_URL:
 else:
     EMAIL_BACKEND = "backupsvc.lib.mail.FileAndConsoleEmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+# Operators: the storage audit's findings are mailed to them (else to the active staff users).
+ADMINS = [(email, email) for email in env.list("OPERATOR_EMAILS", default=[])]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="backupsvc <backups@backupsvc.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -257,6 +260,9 @@ BACKUP_HEARTBEAT_STALE_AFTER = timedelta(seconds=env.int("BACKUP_HEARTBEAT_STALE
 BACKUP_MAX_EXPANDED_SIZE = env.int("BACKUP_MAX_EXPANDED_SIZE", default=50 * 1024**3)
 BACKUP_MAX_RATIO = env.int("BACKUP_MAX_RATIO", default=200)
 BACKUP_UPLOAD_MAX_SIZE = env.int("BACKUP_UPLOAD_MAX_SIZE", default=10 * 1024**3)
+# Every other request body (forms, logos, documents uploaded in the Django admin): larger ones are
+# refused (413) before they are read. Each request in flight may hold this much in a temporary file.
+REQUEST_BODY_MAX_SIZE = env.int("REQUEST_BODY_MAX_SIZE", default=50 * 1024**2)
 SUBSCRIPTION_URL = env.str("SUBSCRIPTION_URL", default="https://backupsvc.example/pricing")
 SUBSCRIPTION_CONTACT_EMAIL = env.str("SUBSCRIPTION_CONTACT_EMAIL", default="sales@backupsvc.example")
 
@@ -318,6 +324,8 @@ CELERY_BEAT_SCHEDULE = {
     "backups-sweep-stale": {"task": "backups.tasks.sweep_stale", "schedule": 5 * 60.0},
     # Weekly: decrypt, check every hash and rehearse the restore of each organization's latest backup.
     "backups-verify-latest": {"task": "restores.tasks.verify_latest", "schedule": 7 * 24 * 3600.0},
+    # Weekly: every completed backup's file exists with its size, every stored file has a backup.
+    "backups-audit-storage": {"task": "backups.tasks.audit_storage", "schedule": 7 * 24 * 3600.0},
     "restores-process-queue": {"task": "restores.tasks.process_queue", "schedule": 60.0},
     "restores-sweep-stale": {"task": "restores.tasks.sweep_stale", "schedule": 5 * 60.0},
     "restores-cleanup-uploads": {"task": "restores.tasks.cleanup_uploads", "schedule": 3600.0},

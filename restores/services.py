@@ -8,10 +8,13 @@ and an illegal transition raises ``RestoreError`` with a sentence for the user.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +33,7 @@ from backups.importer import ImportResult, delete_files
 from backups.keys import PasswordUnavailable, unwrap_password, wrap_password
 from backups.models import Backup
 from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
+from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from backupsvc.lib.workerstop import WorkerStopping, stoppable
 from organizations.models import Organization
@@ -383,8 +387,9 @@ def restore_claim(*, restore_id: int | None = None) -> Restore | None:
         candidate = qs.select_for_update(skip_locked=True).order_by("created_at", "pk").only("pk").first()
         if candidate is None:
             return None
+        now = timezone.now()
         claimed = Restore.objects.filter(pk=candidate.pk, status=Restore.Status.QUEUED).update(
-            status=Restore.Status.RUNNING, started_at=timezone.now(), worker=worker_name()
+            status=Restore.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker_name()
         )
         if not claimed:
             return None
@@ -398,6 +403,9 @@ def restore_claim(*, restore_id: int | None = None) -> Restore | None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ArchiveError | engine.RestoreRefused | RestoreError | PasswordUnavailable | WorkerStopping):
         return str(exc)
+    if dberrors.connection_lost(exc):
+        dberrors.forget_lost_connection(exc)
+        return "The database connection was lost during the restore; nothing was changed. Start the restore again."
     from backups.datasets import RestoreDataError
 
     if isinstance(exc, RestoreDataError):
@@ -480,10 +488,22 @@ def restore_run(*, restore: Restore, storage: Storage | None = None) -> Restore:
     if restore.status != Restore.Status.RUNNING:
         raise RestoreError(f"Restore {restore.pk} is {restore.status}, not running.")
     storage = storage or default_storage
-    with log_context(restore_id=restore.pk), stoppable(WORKER_STOPPED):
+    with (
+        log_context(restore_id=restore.pk),
+        stoppable(WORKER_STOPPED),
+        heartbeats.beating(_beat(restore), what=f"restore {restore.pk}"),
+    ):
         if restore.kind == Restore.Kind.IN_PLACE:
             return _run_in_place(restore, storage)
         return _run_new_organization(restore, storage)
+
+
+def _beat(restore: Restore) -> Callable[[], bool]:
+    def beat() -> bool:
+        running = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING)
+        return bool(running.update(heartbeat_at=timezone.now()))
+
+    return beat
 
 
 def _run_in_place(restore: Restore, storage: Storage) -> Restore:
@@ -535,6 +555,7 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
                 transaction.on_commit(lambda: delete_files(old_files, storage))
         except BaseException:
             delete_files(result.stored_files, storage)
+            _remove_empty_folders(restore, storage)
             raise
     except Exception as exc:
         logger.exception("restore %s of organization %s failed", restore.pk, org.pk)
@@ -604,6 +625,7 @@ def _run_new_organization(restore: Restore, storage: Storage) -> Restore:
                 engine.checkpoint("finalize", organization=org)
         except BaseException:
             delete_files(result.stored_files, storage)
+            _remove_empty_folders(restore, storage)
             raise
     except Exception as exc:
         logger.exception("restore %s into a new organization failed", restore.pk)
@@ -652,23 +674,49 @@ def _discard_stored_files(restore: Restore, storage: Storage | None = None) -> N
     except Exception:
         logger.warning("restore %s: could not list the files it stored", restore.pk, exc_info=True)
     delete_files(names, storage)
+    _remove_empty_folders(restore, storage)
+
+
+def _remove_empty_folders(restore: Restore, storage: Storage) -> None:
+    """Local storage keeps a folder when its last file is deleted: remove the restore's own
+    folders (``<kind>/restore-<id>``) once empty. Object stores have no folders."""
+    try:
+        root = storage.path("")
+    except NotImplementedError:
+        return
+    folder = restore_files_folder(restore)
+    try:
+        kinds = os.listdir(root)
+    except OSError:
+        return
+    for kind in kinds:
+        with contextlib.suppress(OSError):  # not there, or not empty: kept
+            os.rmdir(os.path.join(root, kind, folder))
 
 
 def restores_fail_stale(*, now: dt.datetime | None = None) -> int:
-    """Fail restores whose worker died: running longer than a task may live. Their database
-    transaction was rolled back with the connection; this removes the files they had stored,
-    ends maintenance and tells the Owner."""
+    """Fail restores whose worker died (their heartbeat went stale, ``backupsvc.lib.heartbeats``).
+    Their database transaction was rolled back with the connection; this removes the files they
+    had stored, ends maintenance and tells the Owner.
+
+    The claim is the failing ``UPDATE`` itself, with the stale condition in it, and the files go
+    in the same transaction: a worker that is alive after all cannot commit over it (its own
+    final ``UPDATE`` waits for this row and then finds the restore failed), and a sweep stopped
+    half-way rolls back, leaving the restore running for the next sweep rather than failed with
+    files nobody will remove."""
     now = now or timezone.now()
-    limit = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + settings.BACKUP_HEARTBEAT_STALE_AFTER
     reason = "The worker running this restore stopped; nothing was changed. Start the restore again."
     count = 0
-    for restore in Restore.objects.filter(status=Restore.Status.RUNNING, started_at__lt=now - limit):
+    dead = Restore.objects.filter(status=Restore.Status.RUNNING).filter(heartbeats.stale(now))
+    for restore in dead:
         with transaction.atomic():
-            running = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING)
-            if running.select_for_update(skip_locked=True).only("pk").first() is None:
+            claimed = (
+                Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING)
+                .filter(heartbeats.stale(now))
+                .update(status=Restore.Status.FAILED, failed_at=timezone.now(), failure_reason=reason)
+            )
+            if not claimed:
                 continue
-            # Its files go first, under the lock: a sweep stopped half-way leaves the restore
-            # running, for the next sweep, rather than failed with files nobody will remove.
             _discard_stored_files(restore)
             _fail(restore, reason)
         count += 1

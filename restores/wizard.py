@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from backups.archive import ArchiveError
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
+from backupsvc.lib.bodies import large_body_allowed
 from organizations.wizard.display import describe_wizard_data
 from organizations.wizard.flow import drop_logo, stepper
 from restores import engine, services
@@ -33,12 +34,25 @@ from restores.uploads import LimitedTemporaryFileUploadHandler
 SESSION_KEY = "restore_wizard"
 
 
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """Anyone but a signed-in Site Admin: the sign-in page for a visitor, a 404 for a user.
+    Reads the session only, never the request's body."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not may_use_wizard(request.user):  # type: ignore[arg-type]
+        # Django's 404 page runs the CSRF check, which would parse the refused body; nothing of
+        # this request is processed, so there is nothing for that check to protect.
+        request.csrf_processing_done = True  # type: ignore[attr-defined]
+        raise Http404
+    return None
+
+
 def site_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
-    @login_required
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not may_use_wizard(request.user):  # type: ignore[arg-type]
-            raise Http404
+        refusal = _refusal(request)
+        if refusal is not None:
+            return refusal
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -133,17 +147,22 @@ def wizard_backup(request: HttpRequest) -> HttpResponse:
     )
 
 
+@large_body_allowed
 @csrf_exempt
 def wizard_upload(request: HttpRequest) -> HttpResponse:
     """Step 1 from a file: streamed to a temporary file with the size limit checked as it
-    streams (the handlers must be set before the body is read, hence CSRF is checked inside)."""
+    streams. The order matters: who is asking is checked first, from the session alone, because
+    the CSRF check reads the token from the body, which streams the file to disk; then the
+    upload handlers are set (before anything reads the body), then CSRF is checked."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
     handler = LimitedTemporaryFileUploadHandler(request)
     request.upload_handlers = [handler]
     return _wizard_upload(request, handler)
 
 
 @csrf_protect
-@site_admin_required
 def _wizard_upload(request: HttpRequest, handler: LimitedTemporaryFileUploadHandler) -> HttpResponse:
     _fresh(request)
     form = UploadForm()

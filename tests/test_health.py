@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
+import time
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from backups.models import Backup
+from backupsvc import health
 from restores.models import Restore
 from tests.support import s3
 
@@ -168,3 +173,58 @@ def test_broker_check_passes_against_real_redis(client, settings) -> None:  # ty
     response, body = _get(client)
     assert response.status_code == 200, body
     assert body["checks"]["broker"]["ok"] is True
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[int]:
+    """A loopback port that takes connections (the kernel completes the handshake) and never
+    says a word: a hung database, broker or store."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize("dependency", ["database", "broker", "storage"])
+def test_a_check_whose_dependency_hangs_fails_within_the_limit(client, settings, monkeypatch, dependency: str) -> None:  # type: ignore[no-untyped-def]
+    """Every check is bounded by HEALTH_CHECK_TIMEOUT (plus a second's grace): the probe answers
+    503 in time and names the check. Before, the database check ran on the request's own
+    connection without any timeout, and a hung server hung the probe."""
+    settings.HEALTH_CHECK_TIMEOUT = 1.0
+    with _silent_server() as port:
+        if dependency == "database":
+            hung = {
+                **connections["default"].settings_dict,
+                "ENGINE": "django.db.backends.postgresql",
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "NAME": "backupsvc",
+                "USER": "backupsvc",
+                "PASSWORD": "database-password-123",
+                "OPTIONS": {},
+            }
+            monkeypatch.setattr(health, "_database_settings", lambda: hung)
+        elif dependency == "broker":
+            settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+        else:
+            settings.STORAGES = {
+                **settings.STORAGES,
+                "default": s3.storage_settings(f"http://127.0.0.1:{port}", "backupsvc-health"),
+            }
+        started = time.monotonic()
+        response, body = _get(client)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    check = body["checks"][dependency]
+    assert check["ok"] is False and check["error"]
+    # Given up after the limit plus a second's grace (2 s), with slack for a loaded machine.
+    assert check["error"] == "no answer within 2 s" or check["latency_ms"] < 2000, check
+    assert check["latency_ms"] < 2000 + 1500, check
+    assert elapsed < 2.0 + 3.0, f"the probe took {elapsed:.1f} s"
+    if dependency == "database":
+        assert body["checks"]["jobs"] == {
+            "ok": False,
+            "latency_ms": 0.0,
+            "error": "not checked: the database did not answer",
+        }
+    assert "database-password-123" not in response.content.decode()

@@ -33,7 +33,7 @@ from django.urls.exceptions import Resolver404
 
 from accounts.models import Notification, User
 from accounts.services import notification_send
-from backups.models import Backup, BackupDownload, BackupSchedule
+from backups.models import Backup, BackupDownload, BackupSchedule, StorageFinding
 from organizations.models import Facility, Organization
 from restores.models import Restore, RestoreUpload
 from tests import factories as f
@@ -195,6 +195,7 @@ ADMIN_MODELS: dict[str, frozenset[str]] = {
     "backups.backupdownload": frozenset({"add"}),
     "backups.backupevent": frozenset({"add"}),
     "backups.backupschedule": frozenset(),
+    "backups.storagefinding": frozenset({"add"}),
     "organizations.billingcode": frozenset(),
     "organizations.client": frozenset(),
     "organizations.controlleddocument": frozenset(),
@@ -367,6 +368,7 @@ def world(tenant) -> World:  # type: ignore[no-untyped-def]  # noqa: F811
     Group.objects.create(name="Operators")
     notification_send(user=cast.owner, organization=cast.org, title="Hello")
     BackupDownload.objects.create(backup=objects["acme"]["backup"], user=cast.owner, user_email=cast.owner.email)
+    StorageFinding.objects.create(kind=StorageFinding.Kind.ORPHAN, name="backups/stray.zip", stored_size=3)
     for model in (AccessAttempt, AccessFailureLog, AccessLog):
         extra = {"get_data": "", "post_data": "", "failures_since_start": 1} if model is AccessAttempt else {}
         model.objects.create(user_agent="probe", ip_address="127.0.0.1", username="x@y.test", **extra)

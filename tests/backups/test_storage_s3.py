@@ -4,6 +4,7 @@ downloaded and opened, then deleted by expiry."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -28,6 +29,7 @@ from backups.models import Backup
 from organizations.models import DocumentVersion
 from tests.backups.conftest import add_document
 from tests.support import s3
+from tests.support.net import StorageLink
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +180,87 @@ def test_a_stored_archive_is_read_by_ranges_without_a_whole_copy(s3_default_stor
 
     with pytest.raises(FileNotFoundError):
         open_for_reading(default_storage, "backups/not-there.zip")
+
+
+def test_expiry_while_the_store_is_cut_off_keeps_the_name_and_the_next_sweep_removes_the_file(
+    settings, s3_endpoint: str, cast, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """The store goes down while a backup expires: the expiry stands (no download), the record
+    keeps the file's name, and the next expiry sweep removes the object once the store is back.
+    Before, the record forgot the name at once and the object stayed in the bucket for good."""
+    link = StorageLink(int(s3_endpoint.rsplit(":", 1)[1]))
+    bucket = Bucket(s3.create_bucket(s3_endpoint), s3_endpoint, s3.client(s3_endpoint))
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage_settings(link.url, bucket.name)}
+    default_storage._wrapped = empty
+    try:
+        backup, _ = services.backup_request(organization=cast.org, requested_by=cast.owner, dispatch=False)
+        assert services.process_queue() == 1
+        backup.refresh_from_db()
+        key = backup.file.name
+        assert backup.status == Backup.Status.COMPLETED and bucket.object_keys("backups/") == {key}
+
+        link.cut()
+        later = timezone.now() + dt.timedelta(days=14, minutes=1)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.backups_expire_due(now=later) == 1
+        backup.refresh_from_db()
+        assert backup.status == Backup.Status.EXPIRED and not backup.is_downloadable
+        assert backup.file.name == key, "the name of the file still to remove is kept"
+        assert bucket.object_keys("backups/") == {key}
+        # Still down at the next sweep: nothing lost, nothing forgotten.
+        assert services.backups_expire_due(now=later) == 0
+        backup.refresh_from_db()
+        assert backup.file.name == key
+
+        link.restore()
+        assert services.backups_expire_due(now=later) == 0  # nothing new expires; the file goes
+        backup.refresh_from_db()
+        assert backup.status == Backup.Status.EXPIRED and not backup.file
+        assert bucket.object_keys("backups/") == set()
+    finally:
+        with contextlib.suppress(OSError):
+            link.cut()
+
+
+def test_storage_audit_on_s3_reports_and_fixes_orphans_but_not_a_running_backups_upload(
+    s3_default_storage: Bucket, cast, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    from backups.audit import storage_audit
+    from backups.models import StorageFinding
+
+    bucket = s3_default_storage
+    settings.ADMINS = [("Operators", "ops@platform.test")]
+    intact, _ = services.backup_request(organization=cast.org, requested_by=cast.owner, dispatch=False)
+    assert services.process_queue() == 1
+    intact.refresh_from_db()
+    gone = Backup.objects.create(
+        organization=cast.other_org, status=Backup.Status.COMPLETED, file="backups/gone.zip", size=10
+    )
+    bucket.client.put_object(Bucket=bucket.name, Key="backups/stray.zip", Body=b"belongs to nobody")
+    ghost = bucket.client.create_multipart_upload(Bucket=bucket.name, Key="backups/ghost.zip")["UploadId"]
+    # A running backup's multipart upload is normal.
+    running = Backup.objects.create(organization=cast.org, status=Backup.Status.IN_PROGRESS, file="backups/running.zip")
+    live = bucket.client.create_multipart_upload(Bucket=bucket.name, Key=running.file.name)["UploadId"]
+    mail.outbox.clear()
+
+    result = storage_audit()
+    assert {(f.kind, f.name) for f in result.found} == {
+        (StorageFinding.Kind.MISSING, gone.file.name),
+        (StorageFinding.Kind.ORPHAN, "backups/stray.zip"),
+        (StorageFinding.Kind.UNFINISHED_UPLOAD, "backups/ghost.zip"),
+    }
+    assert result.backups_checked == 2 and result.objects_checked == 2  # the intact archive, the stray
+    assert len(mail.outbox) == 1 and "backups/ghost.zip" in mail.outbox[0].body
+    assert "backups/stray.zip" in bucket.object_keys("backups/")  # nothing deleted
+
+    result = storage_audit(fix=True)
+    assert {(f.kind, f.name) for f in result.fixed} == {
+        (StorageFinding.Kind.ORPHAN, "backups/stray.zip"),
+        (StorageFinding.Kind.UNFINISHED_UPLOAD, "backups/ghost.zip"),
+    }
+    assert bucket.object_keys("backups/") == {intact.file.name}
+    uploads = {u["UploadId"] for u in bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])}
+    assert uploads == {live} and ghost not in uploads
+    assert [(f.kind, f.name) for f in result.found] == [(StorageFinding.Kind.MISSING, gone.file.name)]

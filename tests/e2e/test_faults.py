@@ -29,9 +29,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +53,7 @@ from tests.backups.conftest import add_document, tenant  # noqa: F401 - fixture
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import db_state, make_backup
 from tests.support.mail import text_of
-from tests.support.net import free_port
+from tests.support.net import StorageLink
 from tests.support.procs import database_url, skip_or_fail
 from tests.support.stack import Stack, running_stack
 from tests.support.web import WebClient, text_by_testid
@@ -65,8 +63,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 KIB = 1024
 MIB = 1024 * KIB
 STALE = settings.BACKUP_HEARTBEAT_STALE_AFTER.total_seconds()
-# A restore counts as dead once it has run longer than any task may live, plus the stale margin.
-RESTORE_DEAD_AFTER = settings.CELERY_TASK_TIME_LIMIT + STALE
+# Beat sweeps restores every this many seconds; a dead worker's restore is failed by the first
+# sweep after its heartbeat went stale, so within STALE + SWEEP_EVERY (at most 15 minutes).
+SWEEP_EVERY = settings.CELERY_BEAT_SCHEDULE["restores-sweep-stale"]["schedule"]
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -349,8 +348,10 @@ def test_worker_killed_mid_restore_changes_nothing_and_the_sweep_ends_maintenanc
     leftovers = stack.object_keys(f"documents/restore-{restore.pk}/")
     assert leftovers and not leftovers & referenced_files()
 
-    # Beat's restore sweep reaching a worker that lives past the longest a task may run.
-    stack.start_worker("sweeper", clock_shift=RESTORE_DEAD_AFTER + 300)
+    # Beat's first restore sweep after the heartbeat went stale, at most 15 minutes after the kill
+    # (before the heartbeat, a restore counted as dead only after the longest a task may run: 6 h).
+    assert STALE + SWEEP_EVERY <= 15 * 60
+    stack.start_worker("sweeper", clock_shift=STALE + SWEEP_EVERY)
     stack.send("restores.tasks.sweep_stale")
     failed = stack.wait(lambda: refreshed(Restore, restore.pk, Restore.Status.FAILED), 60, "the restore sweep")
     wait_task(stack, "sweeper", "restores.tasks.sweep_stale")
@@ -485,7 +486,8 @@ def test_database_connection_dropped_mid_restore_changes_nothing_and_a_retry_com
 
     failed = wait_restore(stack, restore, 60)
     assert failed.status == Restore.Status.FAILED, stack.logs()
-    assert "stopped the restore" in failed.failure_reason  # recorded by the task on a new connection
+    # Recorded by the task on a new connection, naming the database.
+    assert failed.failure_reason.startswith("The database connection was lost during the restore")
     org.refresh_from_db()
     assert org.maintenance_since is None and org.maintenance_reason == ""
     assert db_state(org) == before_rows
@@ -502,69 +504,6 @@ def test_database_connection_dropped_mid_restore_changes_nothing_and_a_retry_com
 
 
 # ------------------------------------------------------------------ 5. storage unavailable
-
-
-class StorageLink:
-    """The network between the app and the S3 server: a TCP forwarder on its own port that can
-    be cut (open connections closed, new ones refused, as when the store goes down) and put
-    back. The S3 server itself keeps running, so what a failed job left in it stays visible,
-    as it would on a real store after an outage (moto forgets everything when restarted)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self._listener is not None
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(256 * KIB):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture
