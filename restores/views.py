@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import is_owner, is_owner_or_admin
 from backups import datasets as ds
 from backups.models import Backup
-from restores import engine, services
+from restores import services
 from restores.forms import ConfirmForm, PolicyForm
+from restores.inplace.plan import org_rows
 from restores.models import Restore
 from restores.permissions import may_change_restore_policy, may_restore_in_place
 
@@ -41,7 +42,10 @@ def _model_label(spec: ds.ModelSpec) -> str:
 
 def comparison(backup: Backup) -> list[dict[str, Any]]:
     """Per data set of the backup: rows today against rows in the backup, per model."""
-    today = engine.current_counts(backup.organization, ds.resolve(backup.datasets))
+    today = {
+        key: {spec.key: org_rows(spec, backup.organization).count() for spec in ds.REGISTRY[key].models}
+        for key in ds.resolve(backup.datasets)
+    }
     rows = []
     for key, per_model in today.items():
         in_backup = (backup.row_counts or {}).get(key, {})
