@@ -11,7 +11,8 @@ Contract (``restores.inplace.plan`` has the details):
   are never reissued: AUTOINCREMENT on SQLite, sequences on PostgreSQL), else with a new key
   and the references to it remapped;
 - in-scope rows absent from the backup are deleted, dependents first, except those rows
-  outside the scope still need (kept, and counted in ``Replaced.kept``);
+  outside the scope still need (kept, and counted in ``Replaced.kept``); they give up their
+  unique values first and go last, once the restored rows no longer refer to them;
 - unique values the backup would take from rows that stay refuse the restore before anything
   is written (``RestoreRefused`` with a sentence);
 - whole-organization data sets (profile, settings, regulations, templates) are replaced whole;
@@ -102,8 +103,8 @@ def replace_in_scope(
         plans=by_key,
         members=parse_members(manifest),
     )
-    writer.delete(plans)
-    engine.checkpoint("deleted", organization=organization)
+    writer.release(plans)
+    writer.delete(plans, leaves=True)
     for key in keys:
         counts = result.row_counts.setdefault(key, {})
         for spec in ds.REGISTRY[key].models:
@@ -119,6 +120,8 @@ def replace_in_scope(
                 counts[spec.key] = writer.ou_roles(key, spec)
             else:
                 counts[spec.key] = writer.plain(key, spec)
+    writer.delete(plans, leaves=False)
+    engine.checkpoint("deleted", organization=organization)
     engine.checkpoint("imported", organization=organization)
     return Replaced(
         result=result,

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.core.files.storage import Storage
 from django.db import connection, models
+from django.db.models import F, Value
+from django.db.models.functions import Cast, Concat
 
 from accounts.models import Membership, OURoleAssignment, Permission, Role, User
 from backups import datasets as ds
@@ -23,6 +25,7 @@ from organizations.models import MasterDataVersion, Organization, Regulation
 from organizations.models.profile import logo_upload_to
 from restores.inplace.plan import ModelPlan, chunks, member_of, org_rows, stream_rows, unique_fields
 
+LEAVES = (Membership, OURoleAssignment)  # no row refers to them; their unique values are references
 PROFILE_FIELDS = ("description", "license_identifier", "jurisdiction", "language_settings", "creation_wizard_data")
 
 
@@ -158,8 +161,31 @@ class Writer:
     # ------------------------------------------------------------------------------------------
     # Deleting
 
-    def delete(self, plans: list[ModelPlan]) -> None:
+    def release(self, plans: list[ModelPlan]) -> None:
+        """Rows that will be deleted give up their unique values at once (they go only at the
+        end, once no restored row refers to them any more)."""
+        for plan in plans:
+            model = plan.spec.model
+            if not plan.delete or model in LEAVES:
+                continue
+            values: dict[str, Any] = {}
+            for name in {f for fields in unique_fields(model) for f in fields}:
+                fld = model._meta.get_field(name)
+                if isinstance(fld, models.CharField):
+                    values[name] = Concat(Value("~d"), Cast("pk", models.CharField()))
+                elif isinstance(fld, models.IntegerField) and not fld.is_relation:
+                    values[name] = F("pk") + 1_000_000_000
+            if values:
+                for batch in chunks(sorted(plan.delete)):
+                    model._default_manager.filter(pk__in=batch).update(**values)
+
+    def delete(self, plans: list[ModelPlan], *, leaves: bool) -> None:
+        """Delete the planned rows, dependents first: the leaves (memberships, OU role
+        assignments, whose unique values are references) before anything is written, the rest
+        after every restored row points where the backup says."""
         for plan in reversed(plans):
+            if (plan.spec.model in LEAVES) != leaves:
+                continue
             spec = plan.spec
             for batch in chunks(sorted(plan.delete)):
                 qs = org_rows(spec, self.organization).filter(pk__in=batch)
