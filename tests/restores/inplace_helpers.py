@@ -18,8 +18,11 @@ from restores.inplace.plan import org_rows
 from restores.maintenance import maintenance_writes
 
 
-def restore_in_place(backup: Backup, folder: str = "restore-test", *, verify: bool = True) -> inplace.Replaced:
-    """The scope-exact restore of ``backup`` over its organization, committed."""
+def restore_in_place(
+    backup: Backup, folder: str = "restore-test", *, verify: bool = True, remove_old_files: bool = True
+) -> inplace.Replaced:
+    """The scope-exact restore of ``backup`` over its organization, committed (tests that roll
+    the database back afterwards keep the replaced files: rows rolled back still use them)."""
     with engine.open_backup(backup) as reader:
         if verify:
             reader.verify()
@@ -31,7 +34,8 @@ def restore_in_place(backup: Backup, folder: str = "restore-test", *, verify: bo
         except BaseException:
             delete_files(result.stored_files)
             raise
-    delete_files(replaced.old_files)
+    if remove_old_files:
+        delete_files(replaced.old_files)
     return replaced
 
 
