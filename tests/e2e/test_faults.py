@@ -278,12 +278,12 @@ def test_worker_killed_mid_upload_is_failed_by_the_sweep_and_leaves_no_object_or
 
 
 def _restore_setup(stack: Stack, tenant: Any) -> tuple[Backup, dict[str, Any], WebClient]:  # noqa: F811
-    """A completed full backup of a tenant whose import takes a while (40 files), then a change
+    """A completed full backup of a tenant whose import takes a while (40 files of 256 KiB), then changes
     the restore would take back. Returns the backup, the state at backup time and the Owner's
     client."""
     org = tenant.org
     for i in range(40):
-        add_document(org, tenant.ou_a, f"BULK-{i:02d}", content=os.urandom(64 * KIB))
+        add_document(org, tenant.ou_a, f"BULK-{i:02d}", content=os.urandom(256 * KIB))
     backup = make_backup(org, tenant.owner)
     at_backup = snapshot(org)
     om.Template.objects.create(organization=org, name="Written after the backup")
