@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from organizations.models import ControlledDocument
 from restores import engine, services
 from restores.models import Restore
 from tests.factories import DEMO_PASSWORD
@@ -27,6 +28,9 @@ def restore_folders() -> list[str]:
 
 
 def test_a_failed_restore_removes_its_files_and_their_folders(tenant, full_backup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A document deleted since the backup: the restore brings it back, storing its files (an
+    # unchanged document keeps its stored file and the restore stores nothing for it).
+    ControlledDocument.objects.filter(organization=tenant.org).order_by("pk").first().delete()
     files_before = media_listing()
     restore = confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD)
     stored: list[str] = []
