@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark loadtest prod-local help
+.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark loadtest soak prod-local help
 
 help:
 	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff check and format check"
 	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
 	@echo "make loadtest - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
+	@echo "make soak   - chaos soak: the real stack, 30 organizations, a fault every 60-120 s, then checks nothing was lost (SOAK_MINUTES=20)"
 	@echo "make prod-local - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
 
 $(STAMP): requirements.txt
@@ -62,6 +63,12 @@ benchmark: $(STAMP)
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
 loadtest: $(STAMP)
 	$(BIN)/python benchmarks/load_bench.py --results
+
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and redis-server on the PATH; stops by
+# itself after SOAK_MINUTES of work and faults (plus set-up, drain and checks: a few minutes).
+SOAK_MINUTES ?= 20
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 prod-local: $(STAMP)
 	scripts/prod_local.sh
