@@ -338,12 +338,13 @@ def _backup_run(backup: Backup, storage: Storage | None) -> Backup:
 def _reason(exc: BaseException) -> str:
     """The failure as the user reads it. A storage failure (also one the archive writer wrapped)
     says so, without the store's address or the object's key, which botocore's messages carry."""
-    storage = _storage_failure(exc)
+    storage = storage_failure(exc)
     text = storage or str(exc).strip() or exc.__class__.__name__
     return text[:1000]
 
 
-def _storage_failure(exc: BaseException) -> str | None:
+def storage_failure(exc: BaseException) -> str | None:
+    """What a storage error (possibly wrapped) means for the user, or None if ``exc`` is not one."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     seen: set[int] = set()

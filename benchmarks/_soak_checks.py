@@ -37,6 +37,13 @@ def check_backups(violations: list[str]) -> dict[str, Any]:
     failed with a reason, or expired/cancelled; never pending or in progress."""
     by_outcome: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    # What the verifications during the run found (under faults), before this check re-verifies.
+    verified = Backup.objects.exclude(last_verified_at=None)
+    in_run = Counter(verified.filter(verification_ok=False).values_list("verification_message", flat=True))
+    figures: dict[str, Any] = {
+        "verifications during the run": f"{verified.count()} backups, {verified.filter(verification_ok=True).count()} "
+        f"passed; failed: {dict(in_run) or 'none'}"
+    }
     for backup in Backup.objects.order_by("pk"):
         key = f"{backup.get_kind_display().lower()} {backup.status}"
         by_outcome[key] += 1
@@ -54,7 +61,9 @@ def check_backups(violations: list[str]) -> dict[str, Any]:
             violations.append(f"backup {backup.pk} ({backup.label or backup.kind}) is still {backup.status}")
         elif backup.file:
             violations.append(f"backup {backup.pk} is {backup.status} but still names a file")
-    return {"backups by outcome": dict(sorted(by_outcome.items())), "backup failure reasons": dict(reasons)}
+    figures["backups by outcome"] = dict(sorted(by_outcome.items()))
+    figures["backup failure reasons"] = dict(reasons)
+    return figures
 
 
 def check_restores(violations: list[str], confirmed: list[int]) -> dict[str, Any]:

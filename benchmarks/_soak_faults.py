@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import random
 import signal
 import subprocess
@@ -100,13 +101,36 @@ class Faults:
         self.counts[kind] += 1
         self.note(f"survived: {kind} ({detail})")
 
+    def busy_workers(self) -> dict[str, list[str]]:
+        """The jobs each worker runs now (its pool processes are in its process group)."""
+        from backups.models import Backup
+        from restores.models import Restore
+
+        groups = {self.stack.processes[name].pid: name for name in self.worker_env}
+        running = [
+            (f"backup {pk}", who) for pk, who in Backup.objects.filter(status="in_progress").values_list("pk", "worker")
+        ]
+        running += [
+            (f"restore {pk}", who) for pk, who in Restore.objects.filter(status="running").values_list("pk", "worker")
+        ]
+        busy: dict[str, list[str]] = {}
+        for job, who in running:
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+                name = groups.get(os.getpgid(int(who.rsplit(":", 1)[1])))
+                if name:
+                    busy.setdefault(name, []).append(job)
+        return busy
+
     def kill_worker(self) -> str:
-        name = self.rng.choice(sorted(self.worker_env))
-        self.note(f"SIGKILL {name}")
+        """SIGKILL a worker, one running a job when there is one (it is restarted at once)."""
+        busy = self.busy_workers()
+        name = self.rng.choice(sorted(busy) or sorted(self.worker_env))
+        jobs = ", ".join(busy.get(name, [])) or "idle"
+        self.note(f"SIGKILL {name} ({jobs})")
         self.stack.stop(name, signal.SIGKILL)
         time.sleep(1)
         self.stack.start_worker(name, env_changes=self.worker_env[name])
-        return f"{name} killed and restarted"
+        return f"{name} killed while {jobs}, restarted"
 
     def restart_redis(self) -> str:
         self.note("redis-server stopped")
