@@ -74,6 +74,10 @@ class Faults:
         """The fault in effect right now ("" when none), to tell expected failures apart."""
         return self._active
 
+    def last(self) -> str:
+        """The latest line of the fault log (what struck last, and when), for the error counts."""
+        return f"(after {self.log[-1].strip()})" if self.log else "(before any fault)"
+
     def note(self, text: str) -> None:
         line = f"+{time.monotonic() - self.started:6.0f}s {text}"
         self.log.append(line)

@@ -75,14 +75,28 @@ def tick_schedules(stop: threading.Event) -> None:
         stop.wait(60)
 
 
-def drain(world: World, stack: Stack, limit: float) -> float:
-    """Until nothing is queued or running (and every hold is final), at most ``limit`` seconds."""
+def _alive(worker: str) -> bool:
+    """Whether the process a job names (``host:pid``, on this machine) still runs."""
+    try:
+        os.kill(int(worker.rsplit(":", 1)[1]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def drain(limit: float) -> float:
+    """Until nothing is waiting and no live worker runs a job (a job whose worker was killed
+    waits for the sweep), at most ``limit`` seconds."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
         close_old_connections()
-        busy = Backup.objects.filter(status__in=[Backup.Status.PENDING, Backup.Status.IN_PROGRESS]).exists()
-        busy |= Restore.objects.filter(status__in=Restore.ACTIVE_STATUSES).exists()
-        if not busy:
+        waiting = Backup.objects.filter(status=Backup.Status.PENDING).exists()
+        waiting |= Restore.objects.filter(status=Restore.Status.QUEUED).exists()
+        running = Backup.objects.filter(status=Backup.Status.IN_PROGRESS).values_list("worker", flat=True)
+        running = [*running, *Restore.objects.filter(status=Restore.Status.RUNNING).values_list("worker", flat=True)]
+        if not waiting and not any(_alive(w) for w in running):
             break
         time.sleep(2)
     return time.monotonic() - started
@@ -150,7 +164,7 @@ def run(args: Any, *, work: Path, seed: int, inbox: Inbox, ports: dict[str, int]
 
         # The end: no new work, the queues drained, the workers stopped, the sweeps, the checks.
         BackupSchedule.objects.update(enabled=False)
-        drained = drain(world, stack, args.drain)
+        drained = drain(args.drain)
         for name in ("beat", *worker_env):
             stack.stop(name)
         figures: dict[str, Any] = {"drain (s)": round(drained)}

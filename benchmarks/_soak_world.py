@@ -42,7 +42,12 @@ def snapshot(org_id: int) -> dict[str, list[str]]:
 
 def _message(page: str) -> str:
     """The first error or notice a page shows (tags stripped), for the refusal counts."""
-    for pattern in (r'data-testid="request-errors"[^>]*>(.*?)</div>\s*</div>', r'class="alert[^"]*"[^>]*>(.*?)</div>'):
+    patterns = (
+        r'data-testid="request-errors"[^>]*>(.*?)</div>\s*</div>',
+        r'data-testid="download-unavailable".*?<p[^>]*>(.*?)</p>',
+        r'class="alert[^"]*"[^>]*>(.*?)</div>',
+    )
+    for pattern in patterns:
         found = re.search(pattern, page, re.S)
         if found:
             return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip()[:160]
@@ -207,13 +212,17 @@ class World:
         try:
             answer = org.web.get(f"/backups/{backup.pk}/download/", follow=False, expect=None)
             if answer.status_code != 302:
-                self.count("download refused", f"{answer.status_code} {_message(answer.text)}")
+                outage = outage or self.faults.active()
+                what = "download refused" + (f" during {outage}" if outage else "")
+                self.count(what, f"{answer.status_code} {_message(answer.text)}")
                 return
             body = requests.get(answer.headers["Location"], timeout=60)
         except requests.RequestException as exc:
+            outage = outage or self.faults.active()
             self.count("download failed" + (f" during {outage}" if outage else ""), exc.__class__.__name__)
             return
         if body.status_code != 200:
+            outage = outage or self.faults.active()
             self.count("download failed" + (f" during {outage}" if outage else ""), f"HTTP {body.status_code}")
             return
         if hashlib.sha256(body.content).hexdigest() != backup.sha256 or len(body.content) != backup.size:
@@ -234,7 +243,10 @@ class World:
         except AssertionError:
             return  # not on the first page any more
         answer = org.web.submit(form)
-        self.count("verify requested" if answer.status_code == 200 else f"verify answered {answer.status_code}")
+        if answer.status_code == 200:
+            self.count("verify requested")
+        else:
+            self.count(f"verify answered {answer.status_code}", f"{answer.url} {self.faults.last()}")
 
     def edit(self, org: Org) -> None:
         """A document added (a restore gives the OU a new primary key: looked up each time)."""

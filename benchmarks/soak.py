@@ -174,10 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             with contextlib.suppress(Exception):
                 _admin_sql(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        if status == 0 and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"[soak] logs kept in {work}/logs", flush=True)
+        # The processes' logs stay (small); the rest of the work folder goes unless --keep.
+        if not args.keep:
+            for item in work.iterdir():
+                if item.is_dir() and item.name != "logs":
+                    shutil.rmtree(item, ignore_errors=True)
+                elif not item.is_dir():
+                    item.unlink(missing_ok=True)
+        print(f"[soak] the processes' logs are in {work}/logs", flush=True)
     return status
 
 
