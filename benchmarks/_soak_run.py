@@ -139,7 +139,7 @@ def run(args: Any, *, work: Path, seed: int, inbox: Inbox, ports: dict[str, int]
             org.web.login(org.owner_email, PASSWORD)
         faults = Faults(stack, link, disk, worker_env, seed)
         world = World(stack, inbox, orgs, seed, faults)
-        print(f"[soak] stack up, {len(orgs)} organizations seeded in {time.monotonic() - t0:.0f} s", flush=True)
+        print(f"[soak] stack up and {len(orgs)} organizations seeded in {time.monotonic() - t0:.0f} s", flush=True)
 
         # The work and the faults, for --minutes.
         t_work = time.monotonic()
@@ -179,7 +179,7 @@ def run(args: Any, *, work: Path, seed: int, inbox: Inbox, ports: dict[str, int]
         figures.update(checks.check_restores(violations, world.confirmed_restores))
         figures.update(checks.check_maintenance(violations))
         figures.update(checks.check_bucket(violations, stack))
-        report(args, machine, seed, worked, faults, world, figures, violations)
+        report(args, machine, seed, (worked, time.monotonic() - t0), faults, world, figures, violations)
         return 1 if violations else 0
     finally:
         stop_faults.set()
@@ -194,18 +194,20 @@ def report(
     args: Any,
     machine: str,
     seed: int,
-    worked: float,
+    durations: tuple[float, float],
     faults: Faults,
     world: World,
     figures: dict[str, Any],
     violations: list[str],
 ) -> None:
+    worked, total = durations
     lines = [
         f"### Chaos soak, {timezone.now():%Y-%m-%d %H:%M} UTC",
         "",
         f"`python benchmarks/soak.py --minutes {args.minutes:g}` (seed {seed}); {machine}; "
         f"load average at the end {os.getloadavg()[0]:.1f}.",
-        f"{args.orgs} organizations, {args.actors} simulated users, {worked / 60:.1f} min of work and faults.",
+        f"{args.orgs} organizations, {args.actors} simulated users, {worked / 60:.1f} min of work and faults "
+        f"({total / 60:.1f} min in all, set-up, drain and checks included).",
         "",
         "Faults survived: " + (", ".join(f"{k} ×{v}" for k, v in sorted(faults.counts.items())) or "none"),
         (f"Full-disk fault left out: {faults.disk.unavailable}" if faults.disk.unavailable else ""),
