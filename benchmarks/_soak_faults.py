@@ -9,6 +9,7 @@ import errno
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -18,8 +19,79 @@ from typing import Any
 
 from django.db import connection
 
+from tests.e2e.test_faults import StorageLink
+
 OUTAGE = 20.0  # seconds the storage stays cut and the disk full
 KINDS = ("worker killed", "redis restarted", "storage cut", "database backends terminated", "disk full")
+
+
+class Link(StorageLink):
+    """tests/e2e/test_faults.py's link between the app and the S3 server, closing each
+    connection's two sockets once both directions ended (the test's link keeps them until it is
+    cut: fine for a test, but a 20-minute soak ran out of file descriptors)."""
+
+    is_cut = False
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            ends = [2]  # the connection's directions still open
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe_pair, args=(src, dst, ends), daemon=True).start()
+
+    def _pipe_pair(self, src: socket.socket, dst: socket.socket, ends: list[int]) -> None:
+        self._pipe(src, dst)
+        with self._lock:
+            ends[0] -= 1
+            if ends[0]:
+                return
+            for sock in (src, dst):
+                self._sockets.discard(sock)
+                sock.close()
+
+    def cut(self) -> None:
+        """As the test's cut, then one connection to wake the thread blocked in the closed
+        listener's accept(), which would otherwise keep the port listening (and let the next
+        connection through)."""
+        super().cut()
+        self.is_cut = True
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            pass
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        """Listen again. A thread blocked in the old listener's accept() keeps it bound until a
+        connection wakes it: one is made, until the port is free (at most a few seconds)."""
+        for _ in range(50):
+            try:
+                super().restore()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                time.sleep(0.1)
+            else:
+                self.is_cut = False
+                return
+        raise OSError(errno.EADDRINUSE, f"the link's port {self.port} stays in use")
+
+    def open_sockets(self) -> int:
+        with self._lock:
+            return len(self._sockets)
 
 
 class SmallDisk:
@@ -171,7 +243,7 @@ class Faults:
 
     def repair(self) -> None:
         """Whatever the last fault left: the link back, the disk freed, every process running."""
-        with contextlib.suppress(OSError):
+        if self.link.is_cut:
             self.link.restore()
         self.disk.free()
         if not self.stack.processes["redis"].alive():

@@ -18,12 +18,11 @@ from django.utils import timezone
 from accounts.models import Membership, User
 from backups.models import Backup, BackupSchedule
 from benchmarks import _soak_checks as checks
-from benchmarks._soak_faults import Faults, SmallDisk, fault_loop
+from benchmarks._soak_faults import Faults, Link, SmallDisk, fault_loop
 from benchmarks._soak_world import PASSWORD, Org, World, actor
 from restores.models import Restore
 from tests import factories as f
 from tests.backups.conftest import add_document
-from tests.e2e.test_faults import StorageLink
 from tests.support.mail import Inbox
 from tests.support.stack import Stack, collectstatic
 
@@ -119,13 +118,13 @@ def run(args: Any, *, work: Path, seed: int, inbox: Inbox, ports: dict[str, int]
     disk = SmallDisk(work / "worker-1-tmp")
     if disk.unavailable:
         print(f"[soak] no tmpfs for the full-disk fault ({disk.unavailable}): that fault is left out", flush=True)
-    link: StorageLink | None = None
+    link: Link | None = None
     stop_work, stop_faults = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
     try:
         stack.start_redis()
         stack.start_s3()
-        link = StorageLink(stack.s3_port)
+        link = Link(stack.s3_port)
         stack.link_port = link.port
         orgs = seed_orgs(args.orgs, stack)
         stack.start_web()

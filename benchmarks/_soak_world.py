@@ -279,11 +279,17 @@ class World:
         mail = self.inbox.matching("Restore code for", to=org.owner_email)[-1]
         code = re.search(r"^\s+(\d{8})\s*$", text_of(mail), re.MULTILINE).group(1)  # type: ignore[union-attr]
         restore = Restore.objects.filter(organization_id=org.pk, status=Restore.Status.AWAITING_CODE).latest("pk")
-        try:
-            org.web.submit(org.web.form(page, f"/restores/{restore.pk}/confirm/"), code=code, password=PASSWORD)
-        except requests.RequestException as exc:
-            self.count("restore confirm error", exc.__class__.__name__)
-        restore.refresh_from_db()
+        form = org.web.form(page, f"/restores/{restore.pk}/confirm/")
+        for attempt in (1, 2):  # an error page (a fault): the user presses Confirm once more
+            try:
+                answer = org.web.submit(form, code=code, password=PASSWORD)
+                if answer.status_code != 200:
+                    self.count("restore confirm answered an error", f"{answer.status_code} {self.faults.last()}")
+            except requests.RequestException as exc:
+                self.count("restore confirm error", exc.__class__.__name__)
+            restore.refresh_from_db()
+            if restore.status != Restore.Status.AWAITING_CODE or attempt == 2:
+                break
         if restore.status == Restore.Status.AWAITING_CODE:
             self.count("restore refused at confirmation")
             from restores.services import restore_cancel
