@@ -26,10 +26,15 @@ The work (``--orgs``, 30 organizations with a few tiny documents each):
   those they add documents (in this process), so that backups and restores change something.
 
 Every 60 to 120 s (``--fault-every``) a fault strikes, the first after 30 s, each kind in turn in a
-shuffled order: a worker SIGKILLed (restarted at once), Redis restarted (without persistence: the
-queued messages are lost), the storage cut for 20 s (open connections reset, new ones refused),
-the database's backends of the app terminated (``pg_terminate_backend``), the disk under
-``worker-1`` full for 20 s.
+shuffled order: a worker SIGKILLed, one running a job when there is one (restarted at once);
+Redis restarted (without persistence: the queued messages are lost); the storage cut for 20 s
+(open connections reset, new ones refused: tests/e2e/test_faults.py's link, closing finished
+connections); the database sessions of web, workers and beat terminated
+(``pg_terminate_backend``; this process's own are named ``soak-driver`` and spared); the disk
+under ``worker-1`` (its TMPDIR, a 16 MiB tmpfs; without root the fault is left out and the
+report says so) full for 20 s. At this data size a backup does not touch the worker's disk
+(S3 uploads and downloads are spooled in memory); what fails is what writes to it, such as the
+restore rehearsal of "Verify now".
 
 At the end the soak stops the faults and the work, waits for the queues to drain (at most
 ``--drain`` seconds), stops the workers and beat, runs the stale sweeps in this process with the
