@@ -10,7 +10,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 PYTEST_ARGS ?= -n 2
 RUN_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: help run web worker beat test lint format benchmark loadtest prod-local install install-dev migrate seed clean-var
+.PHONY: help run web worker beat test lint format benchmark loadtest soak prod-local install install-dev migrate seed clean-var
 
 help:
 	@echo "make run         - install the runtime packages, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
@@ -22,6 +22,7 @@ help:
 	@echo "make format      - ruff format and autofix"
 	@echo "make benchmark   - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
 	@echo "make loadtest    - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
+	@echo "make soak        - chaos soak: the real stack, 30 organizations, a fault every 60-120 s, then checks nothing was lost (SOAK_MINUTES=20)"
 	@echo "make prod-local  - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
 	@echo "make install     - create .venv/ with the runtime packages (requirements.txt)"
 	@echo "make install-dev - add the development packages (requirements-dev.txt)"
@@ -85,6 +86,12 @@ benchmark: $(STAMP_DEV)
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
 loadtest: $(STAMP_DEV)
 	$(BIN)/python benchmarks/load_bench.py --results
+
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and redis-server on the PATH; stops by
+# itself after SOAK_MINUTES of work and faults (plus set-up, drain and checks: a few minutes).
+SOAK_MINUTES ?= 20
+soak: $(STAMP_DEV)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 prod-local: $(STAMP_DEV)
 	scripts/prod_local.sh

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -352,12 +352,13 @@ def _reason(exc: BaseException) -> str:
     if dberrors.connection_lost(exc):
         dberrors.forget_lost_connection(exc)
         return "The database connection was lost while the backup was written; request it again."
-    storage = _storage_failure(exc)
+    storage = storage_failure(exc)
     text = storage or str(exc).strip() or exc.__class__.__name__
     return text[:1000]
 
 
-def _storage_failure(exc: BaseException) -> str | None:
+def storage_failure(exc: BaseException) -> str | None:
+    """What a storage error (possibly wrapped) means for the user, or None if ``exc`` is not one."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     seen: set[int] = set()
@@ -443,6 +444,10 @@ def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> B
     the backup in progress with its file still named for the next sweep, not an object that no
     row points at. When the storage cannot be reached, the failed backup keeps the name and the
     sweep removes the leftovers once it answers again."""
+    if not connection.in_atomic_block:
+        # The failure may be the database connection itself (terminated, a restart, a proxy):
+        # a dead one is dropped so the failure is recorded on a new one, not lost with it.
+        connection.close_if_unusable_or_obsolete()
     with transaction.atomic():
         current = Backup.objects.select_for_update().get(pk=backup.pk)
         if current.status != Backup.Status.IN_PROGRESS:

@@ -35,6 +35,7 @@ from backups.services import (
     backup_cancel,
     backup_expire,
     backup_request,
+    storage_failure,
 )
 from organizations.models import Organization
 
@@ -277,16 +278,24 @@ def backup_download(request: HttpRequest, pk: int) -> HttpResponse:
     except FileNotFoundError:
         logger.error("backup %s: archive %s missing from storage", backup.pk, backup.file.name)
         return _unavailable(request, backup, missing=True)
+    except Exception as exc:
+        if storage_failure(exc) is None:
+            raise
+        logger.warning("backup %s: the storage could not be reached for a download", backup.pk, exc_info=True)
+        return _unavailable(request, backup, unreachable=True)
 
 
-def _unavailable(request: HttpRequest, backup: Backup, *, missing: bool = False) -> HttpResponse:
+def _unavailable(
+    request: HttpRequest, backup: Backup, *, missing: bool = False, unreachable: bool = False
+) -> HttpResponse:
+    """Why the file is not handed out: gone (410), not completed (409), storage down (503)."""
     expired = missing or backup.status == Backup.Status.EXPIRED or backup.status == Backup.Status.COMPLETED
-    return render(
-        request,
-        "backups/download_unavailable.html",
-        {"backup": backup, "missing": missing, "expired": expired},
-        status=410 if expired else 409,
-    )
+    context = {"backup": backup, "missing": missing, "expired": expired, "unreachable": unreachable}
+    status = 503 if unreachable else 410 if expired else 409
+    response = render(request, "backups/download_unavailable.html", context, status=status)
+    if unreachable:
+        response["Retry-After"] = "60"
+    return response
 
 
 @login_required

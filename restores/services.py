@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -414,6 +414,10 @@ def _reason(exc: BaseException) -> str:
 
 def _fail(restore: Restore, reason: str) -> Restore:
     """Record the failure (nothing was changed), leave maintenance, tell the Owner."""
+    if not connection.in_atomic_block:
+        # The failure may be the database connection itself: a dead one is dropped, so the
+        # failure is recorded (and maintenance ended) on a new one instead of raising again.
+        connection.close_if_unusable_or_obsolete()
     with transaction.atomic():
         Restore.objects.filter(pk=restore.pk, status__in=Restore.ACTIVE_STATUSES).update(
             status=Restore.Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:2000]

@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import struct
+import tempfile
 import threading
 from collections.abc import Mapping
 from typing import Any, BinaryIO
@@ -37,13 +38,19 @@ class Source:
     def __init__(self, fileobj: BinaryIO) -> None:
         self._file = fileobj
         self._lock = threading.Lock()
-        self._fd: int | None
-        try:
-            self._fd = fileobj.fileno()
-            self.size = os.fstat(self._fd).st_size
-            os.pread(self._fd, 0, 0)
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            self._fd = None
+        self._fd: int | None = None
+        # A spooled temporary file still in memory (what an S3 object is downloaded into, also
+        # inside a Django File) is read where it is: asking it for a descriptor would write it
+        # to the temporary folder first, and on a full disk lose its content.
+        inner = getattr(fileobj, "file", fileobj)
+        if not (isinstance(inner, tempfile.SpooledTemporaryFile) and not inner._rolled):  # type: ignore[attr-defined]
+            try:
+                self._fd = fileobj.fileno()
+                self.size = os.fstat(self._fd).st_size
+                os.pread(self._fd, 0, 0)
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                self._fd = None
+        if self._fd is None:
             self.size = fileobj.seek(0, io.SEEK_END)
 
     def pread(self, offset: int, size: int) -> bytes:

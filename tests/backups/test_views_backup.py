@@ -218,6 +218,30 @@ def test_s3_storage_answers_with_a_presigned_url_valid_five_minutes(cast, monkey
     assert BackupDownload.objects.get().ip_address == "198.51.100.4"
 
 
+def test_a_download_while_the_storage_cannot_be_reached_says_so_instead_of_a_server_error(cast, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Found by the chaos soak: with the store cut off, Download answered 500."""
+    from botocore.config import Config
+
+    from tests.support.net import free_port
+
+    backup = make_backup(cast.org, label="Year end")
+    storage = S3Storage(  # a real S3 client, at an address where nothing answers
+        bucket_name="backups",
+        access_key="AKIDEXAMPLE",
+        secret_key="secret",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        client_config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    monkeypatch.setattr(Backup._meta.get_field("file"), "storage", storage)
+    response = _download(login(cast.owner), backup)
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    page = response.content.decode()
+    assert "The file storage cannot be reached right now" in page and "try again in a few minutes" in page
+    assert "127.0.0.1" not in page
+    assert BackupDownload.objects.count() == 0
+
+
 def test_a_real_archive_downloads_and_opens_with_its_password(tenant) -> None:  # type: ignore[no-untyped-def]
     backup, password = services.backup_request(organization=tenant.org, requested_by=tenant.editor, dispatch=False)
     services.process_queue()
