@@ -16,7 +16,7 @@ from accounts.services import audit_log
 from backups.compare import titles
 from backups.compare.engine import CompareResult, Difference, compare
 from backups.compare.sides import ArchiveSide, CompareError, LiveSide
-from backups.models import Backup, BackupComparison, BackupEvent, ComparisonEntry
+from backups.models import Backup, BackupComparison, BackupEvent, ChangeAlertSettings, ComparisonEntry
 from backupsvc.lib.logcontext import log_context
 
 logger = logging.getLogger(__name__)
@@ -298,3 +298,23 @@ def comparisons_process(*, limit: int | None = None) -> int:
             comparison_run(comparison=claimed)
             done += 1
     return done
+
+
+def alert_settings_save(*, settings: ChangeAlertSettings, user: User, request: Any = None) -> ChangeAlertSettings:
+    """Save an organization's change-alert thresholds (the Owner only; the view checks it too)."""
+    from accounts.permissions import is_owner
+
+    if not is_owner(user, settings.organization):
+        raise ComparisonError("Only the Owner can change the change-alert thresholds.")
+    with transaction.atomic():
+        settings.updated_by = user
+        settings.save()
+        audit_log(
+            action="backup.change_alerts",
+            actor=user,
+            organization=settings.organization,
+            obj=settings,
+            request=request,
+            details={"enabled": settings.enabled, "percent": settings.percent, "min_records": settings.min_records},
+        )
+    return settings
