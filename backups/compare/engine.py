@@ -58,37 +58,44 @@ def _short(value: Any) -> bool:
     return len(text) <= SHORT_VALUE
 
 
-def _normalized(spec: ds.ModelSpec, row: dict[str, Any], side: Side) -> dict[str, Any]:
-    """The row's values as compared: stored files by content hash, never by member name."""
-    out = dict(row)
-    if "sha256" in spec.fields:
-        for name in spec.files:  # the row's own sha256 field already tells the content apart
-            out.pop(name, None)
-    else:
-        for name in spec.files:
-            out[name] = side.file_hash(out.get(name))
-    if spec.key == "profile":
-        out["logo"] = side.file_hash(out.get("logo"))
-    return out
+class _Fields:
+    """How one model's rows are compared: plain values directly; stored files by content hash,
+    never by their opaque member name (a version's own ``sha256`` field already covers its file)."""
 
-
-def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """``[{field, old, new}]`` of the differing fields; long values are left out (``long``)."""
-    details = []
-    for name in sorted(set(before) | set(after)):
-        if name == "id":
-            continue
-        old, new = before.get(name), after.get(name)
-        if old == new:
-            continue
-        entry: dict[str, Any] = {"field": name}
-        if _short(old) and _short(new):
-            entry["old"] = old
-            entry["new"] = new
+    def __init__(self, spec: ds.ModelSpec) -> None:
+        self.spec = spec
+        self.files = () if "sha256" in spec.fields else tuple(spec.files) + (("logo",) if spec.key == "profile" else ())
+        skipped = set(spec.files) | {"logo", "id"}
+        if spec.exporter is None:
+            self.plain: tuple[str, ...] | None = tuple(
+                n for n in (*spec.fields, *spec.refs, *spec.user_refs) if n not in skipped
+            )
         else:
-            entry["long"] = True
-        details.append(entry)
-    return details
+            self.plain = None  # custom rows: every key they carry
+        self.skipped = skipped
+
+    def differences(
+        self, before: dict[str, Any], earlier: Side, after: dict[str, Any], later: Side
+    ) -> list[dict[str, Any]]:
+        names = self.plain
+        if names is None:
+            names = tuple(sorted((set(before) | set(after)) - self.skipped))
+        details = [_detail(n, before.get(n), after.get(n)) for n in names if before.get(n) != after.get(n)]
+        for name in self.files:
+            old, new = earlier.file_hash(before.get(name)), later.file_hash(after.get(name))
+            if old != new:
+                details.append({"field": name, "old": _hash_text(old), "new": _hash_text(new)})
+        return details
+
+
+def _hash_text(digest: str | None) -> str | None:
+    return f"file {digest[:12]}…" if digest else None
+
+
+def _detail(name: str, old: Any, new: Any) -> dict[str, Any]:
+    if _short(old) and _short(new):
+        return {"field": name, "old": old, "new": new}
+    return {"field": name, "long": True}
 
 
 def _ordered(rows: Iterator[dict[str, Any]], spec: ds.ModelSpec, where: str) -> Iterator[dict[str, Any]]:
@@ -116,6 +123,7 @@ def diff_model(
     dataset: str, spec: ds.ModelSpec, earlier: Side, later: Side, counts: dict[str, int]
 ) -> Iterator[Difference]:
     """The differences of one model; ``counts`` gets the rows seen on each side."""
+    fields = _Fields(spec)
     left = _ordered(earlier.rows(dataset, spec), spec, earlier.description)
     right = _ordered(later.rows(dataset, spec), spec, later.description)
     a = next(left, None)
@@ -133,7 +141,7 @@ def diff_model(
         else:
             counts["earlier"] += 1
             counts["later"] += 1
-            details = changed_fields(_normalized(spec, a, earlier), _normalized(spec, b, later))
+            details = fields.differences(a, earlier, b, later)
             if details:
                 title, ref, label = _title(spec, b)
                 yield Difference(dataset, spec.key, CHANGED, int(b["id"]), title, ref, label, details)

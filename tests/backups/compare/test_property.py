@@ -122,7 +122,7 @@ class CompareReportsExactlyTheMutations(TestCase):
     @given(scope=scopes, ops=mutations)
     def test_compare_reports_exactly_the_mutations(
         self, scope: dict[str, Any], ops: list[tuple[str, int, int]]
-    ) -> None:  # noqa: E501
+    ) -> None:
         org, ous = self._tenant()
         backup = self._backup(org, ous, scope)
         keys = set(backup.datasets)
