@@ -23,9 +23,9 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import User
 from accounts.permissions import is_owner, is_owner_or_admin
-from backups import datasets as ds
 from backups.compare import services
 from backups.compare.alerts import alert_settings, model_label
+from backups.compare.display import summary_rows
 from backups.forms import ChangeAlertForm
 from backups.models import Backup, BackupComparison, ComparisonEntry
 
@@ -43,31 +43,6 @@ def _backups(request: HttpRequest) -> Any:
 def _comparison(request: HttpRequest, pk: int) -> BackupComparison:
     qs = BackupComparison.objects.visible_to(_user(request)).select_related("earlier", "later", "organization")
     return get_object_or_404(qs, pk=pk)
-
-
-def summary_rows(comparison: BackupComparison) -> list[dict[str, Any]]:
-    """Per data set of the result: its models with rows on each side and the differences."""
-    rows = []
-    for key, per_model in (comparison.summary or {}).items():
-        dataset = ds.REGISTRY.get(key)
-        models = []
-        for spec in dataset.models if dataset else ():
-            tally = per_model.get(spec.key, {})
-            seen = (comparison.counts or {}).get(key, {}).get(spec.key, {})
-            models.append(
-                {
-                    "key": spec.key,
-                    "label": model_label(spec.key),
-                    "earlier": seen.get("earlier", 0),
-                    "later": seen.get("later", 0),
-                    "added": tally.get("added", 0),
-                    "removed": tally.get("removed", 0),
-                    "changed": tally.get("changed", 0),
-                    "any": any(tally.get(k) for k in ("added", "removed", "changed")),
-                }
-            )
-        rows.append({"key": key, "label": dataset.label if dataset else key, "models": models})
-    return rows
 
 
 # ----------------------------------------------------------------------------------------------
