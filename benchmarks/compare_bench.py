@@ -29,7 +29,7 @@ PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine  # noqa: E402
+from benchmarks._common import cpu_pressure, machine  # noqa: E402
 from benchmarks._common import manage as _manage  # noqa: E402
 from benchmarks._common import throwaway_env as _env  # noqa: E402
 
@@ -57,11 +57,11 @@ from backups.models import Backup
 from backups.compare import services
 backup = Backup.objects.get(pk={backup_id})
 c = services.comparison_request(backup=backup, requested_by=None)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 done = services.comparison_run(comparison=services.comparison_claim(comparison_id=c.pk))
-elapsed = time.perf_counter() - t0
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 assert done.status == "completed", done.failure_reason
-print(json.dumps({{"compare_s": elapsed, "rows": done.progress_done, "entries": done.entries.count(), "totals": done.totals()}}))
+print(json.dumps({{"compare_s": elapsed, "compare_cpu_s": cpu, "rows": done.progress_done, "entries": done.entries.count(), "totals": done.totals()}}))
 """
 
 
@@ -97,6 +97,7 @@ def run_size(work: Path, gigabytes: float, documents: int) -> dict[str, float]:
         .splitlines()[-1]
     )
     mutation = json.loads(_manage(env, "shell", "-c", MUTATE).strip().splitlines()[-1])
+    pressure = cpu_pressure()
     worker, stdout = _measured(env, "shell", "-c", RUN.format(backup_id=backup_id))
     info = json.loads(stdout.strip().splitlines()[-1])
     return {
@@ -108,6 +109,8 @@ def run_size(work: Path, gigabytes: float, documents: int) -> dict[str, float]:
         "entries": info["entries"],
         "totals": info["totals"],
         "compare_s": info["compare_s"],
+        "compare_cpu_s": info["compare_cpu_s"],
+        "cpu_pressure": pressure,
         "process_s": worker["seconds"],
         "worker_rss_mb": worker["peak_rss_mb"],
     }
@@ -122,13 +125,15 @@ def report(rows: list[dict], command: str) -> str:  # type: ignore[type-arg]
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {machine()}",
         "",
-        "| tenant | documents | archive MB | rows read (both sides) | records kept | compare s | process s (start-up included) | worker peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tenant | documents | archive MB | rows read (both sides) | records kept | compare s (wall) | compare CPU s | "
+        "CPU pressure before (PSI avg10 %) | process s (start-up included) | worker peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['gigabytes']:g} GiB | {r['documents']} | {r['archive_mb']:.0f} | {r['rows']} | {r['entries']} | "
-            f"{r['compare_s']:.1f} | {r['process_s']:.1f} | {r['worker_rss_mb']:.0f} |"
+            f"{r['compare_s']:.1f} | {r['compare_cpu_s']:.1f} | {r['cpu_pressure']:.0f} | {r['process_s']:.1f} | "
+            f"{r['worker_rss_mb']:.0f} |"
         )
     lines += [
         "",

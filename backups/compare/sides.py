@@ -48,6 +48,16 @@ def scope_of(manifest: dict[str, Any]) -> ds.Scope:
     )
 
 
+class _StoredReader(ArchiveReader):
+    """A reader of a file opened from storage, which it closes with itself."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._file.close()
+
+
 def open_backup_reader(backup: Backup, storage: Storage | None = None) -> ArchiveReader:
     """The stored archive of a completed backup, opened with the key ring's copy of its password."""
     from backups.export import current_schema
@@ -68,7 +78,7 @@ def open_backup_reader(backup: Backup, storage: Storage | None = None) -> Archiv
     except FileNotFoundError as exc:
         raise CompareError(f"The file of backup “{backup.display_name}” is missing from storage.") from exc
     try:
-        return ArchiveReader(fh, password, limits=archive_limits(), current_schema=current_schema())
+        return _StoredReader(fh, password, limits=archive_limits(), current_schema=current_schema())
     except BaseException:
         fh.close()
         raise
@@ -114,10 +124,7 @@ class ArchiveSide:
         return None
 
     def close(self) -> None:
-        try:
-            self._reader.close()
-        finally:
-            self._reader._file.close()
+        self._reader.close()
 
 
 class LiveSide:
