@@ -98,6 +98,19 @@ def queue_note(b: Backup, now: object = None) -> str:
     return f"Starts within about {minutes} minutes"
 
 
+def mass_change_marker(b: Backup) -> SafeString:
+    """A small badge on a backup whose change summary found a mass change, linking to it."""
+    if not b.mass_change:
+        return EMPTY
+    return format_html(
+        ' <a class="badge text-bg-warning text-decoration-none" href="{}" data-testid="mass-change-marker" '
+        'title="Many records were removed or changed since the previous backup">'
+        '<i class="bi bi-exclamation-triangle-fill" aria-hidden="true"></i> Mass change'
+        '<span class="visually-hidden">: many records were removed or changed since the previous backup</span></a>',
+        _url("backups:changes", b.pk),
+    )
+
+
 def progress(b: Backup) -> SafeString:
     if b.status == Backup.Status.IN_PROGRESS:
         percent = b.progress_percent
@@ -303,7 +316,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         verified = mark_safe('<span class="text-body-secondary">Never</span>')
     return format_html(
         '<tr id="backup-{}" data-status="{}" data-testid="backup-row"{}>'
-        '<td class="cell-name" data-label="Backup"><a class="fw-semibold text-decoration-none" href="{}">{}</a></td>'
+        '<td class="cell-name" data-label="Backup"><a class="fw-semibold text-decoration-none" href="{}">{}</a>{}</td>'
         '<td data-label="Status">{}{}{}</td>'
         '<td class="text-nowrap" data-label="Created at">{}</td>'
         '<td data-label="Created by">{}</td>'
@@ -319,6 +332,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         polling,
         _url("backups:detail", b.pk),
         b.display_name,
+        mass_change_marker(b),
         status_badge(b),
         failure_reason(b),
         progress(b),

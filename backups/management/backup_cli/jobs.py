@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from backups import datasets as ds
 from backups import services
+from backups.compare.services import comparisons_process
 from backups.management.backup_cli import common
 from backups.models import Backup
 from organizations.models import OrganisationalUnit
@@ -201,6 +202,10 @@ class JobsCommands:
         for backup in ran:
             reason = f": {backup.failure_reason}" if backup.status == Backup.Status.FAILED else ""
             self.stdout.write(f"{backup.pk}  {backup.organization.slug}  {backup.status}{reason}")
+        # The change summaries those backups queued (and any comparison left waiting).
+        compared = comparisons_process()
+        if compared:
+            self.stdout.write(f"Processed {compared} comparison(s).")
         failed = sum(1 for b in ran if b.status == Backup.Status.FAILED)
         if failed:
             raise CommandError(f"{failed} of {done} backup(s) failed.")

@@ -1,5 +1,5 @@
-"""``manage.py backup``: create, process, list, verify, export and decrypt backups from a shell,
-rotate the key ring and audit the storage.
+"""``manage.py backup``: create, process, list, verify, export, decrypt and compare backups from a
+shell, rotate the key ring and audit the storage.
 
 For operators and scripts. ``create`` prints only the new backup's id on stdout, so a script
 can capture it; every refusal is one sentence and a non-zero exit (``CommandError``).
@@ -18,14 +18,21 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from backups.management.backup_cli import archives, jobs, keys, storage
+from backups.management.backup_cli import archives, compare, jobs, keys, storage
 
-GROUPS = (jobs, archives, keys, storage)
+GROUPS = (jobs, archives, compare, keys, storage)
 
 
-class Command(jobs.JobsCommands, archives.ArchivesCommands, keys.KeysCommands, storage.StorageCommands, BaseCommand):
+class Command(
+    jobs.JobsCommands,
+    archives.ArchivesCommands,
+    compare.CompareCommands,
+    keys.KeysCommands,
+    storage.StorageCommands,
+    BaseCommand,
+):
     help = (
-        "Create, process, list, verify, export and decrypt backups; rotate the key ring; audit the storage. "
+        "Create, process, list, verify, export, decrypt and compare backups; rotate the key ring; audit the storage. "
         "Run `manage.py backup ACTION --help` for the options of one action."
     )
 
