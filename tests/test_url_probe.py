@@ -146,7 +146,7 @@ SITE_TABLE: dict[str, Entry] = {
     # the probe's backups are their organization's first: no change summary, back to the details
     "backups:changes": scoped(
         "backup",
-        only("owner", "editor", "site_admin", ok=to("backups:detail")),
+        only("owner", "admin", "editor", "site_admin", ok=to("backups:detail")),
         only("other_owner", "site_admin", ok=to("backups:detail")),
     ),
     "backups:comparison": scoped("comparison", ACME_BACKUP, OTHER_BACKUP),
