@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import is_owner, is_owner_or_admin
+from backups.compare.display import latest_with_now, summary_rows
 from backups.models import Backup
 from restores import services
 from restores.forms import ConfirmForm, PolicyForm
@@ -50,6 +51,7 @@ def restore_start(request: HttpRequest, backup_pk: int) -> HttpResponse:
         else:
             messages.success(request, "A code was sent to the Owner. Enter it below when you have it.")
             return redirect(restore)
+    comparison = latest_with_now(backup)
     waiting = (
         _restores(request)
         .filter(organization=org, status=Restore.Status.AWAITING_CODE, backup=backup, requested_by=request.user)
@@ -63,6 +65,8 @@ def restore_start(request: HttpRequest, backup_pk: int) -> HttpResponse:
             "organization": org,
             "problems": problems,
             "summary": restore_summary(backup),
+            "comparison": comparison,
+            "comparison_rows": summary_rows(comparison) if comparison and comparison.status == "completed" else [],
             "waiting": waiting,
             "is_owner": is_owner(request.user, org),  # type: ignore[arg-type]
         },

@@ -138,3 +138,26 @@ def test_operators_see_restores_without_codes(tenant, full_backup) -> None:  # t
     page = operator.get(reverse("admin:restores_restore_change", args=[restore.pk]))
     assert page.status_code == 200 and last_code() not in page.content.decode()
     assert operator.get(reverse("admin:restores_restoreupload_changelist")).status_code == 200
+
+
+def test_the_warning_page_shows_the_compare_with_now_before_the_code_is_asked_for(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from backups.compare.services import comparison_request, comparisons_process
+    from organizations.models import Template
+
+    url = reverse("restores:start", args=[full_backup.pk])
+    page = " ".join(client_for(tenant.admin).get(url).content.decode().split())
+    assert 'data-testid="restore-compare-start"' in page and "Compare with now" in page  # nothing compared yet
+
+    Template.objects.create(organization=tenant.org, name="Added after the backup")
+    comparison_request(backup=full_backup, other=None, requested_by=tenant.admin)
+    page = " ".join(client_for(tenant.admin).get(url).content.decode().split())
+    assert "A comparison with now is running" in page
+
+    assert comparisons_process() == 1
+    response = client_for(tenant.admin).get(url)
+    page = " ".join(response.content.decode().split())
+    assert 'data-testid="comparison-summary"' in page and "See every record that changed" in page
+    # The template added since is the one difference: one added record among the templates.
+    row = page.split('data-testid="summary-template"', 1)[1].split("</tr>", 1)[0]
+    assert [c.split("</td>")[0].split(">")[-1] for c in row.split("<td")[2:]] == ["1", "2", "1", "0", "0"]
+    assert page.index("comparison-summary") < page.index('data-testid="send-code"')
