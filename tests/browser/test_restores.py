@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.files.base import ContentFile
 
+from backups.compare.services import comparisons_process
 from backups.snapshot import logical_snapshot
 from organizations import models as om
 from restores import engine
@@ -140,7 +141,26 @@ def test_an_ou_limited_backup_restored_in_place_leaves_other_ous_alone(tenant, s
     assert "1 inactive documents are not in this backup" not in documents
     assert "2 inactive documents are not in this backup and stay as they are." in documents
     assert "organisational units outside this backup stay as they are." in documents
+
+    # Compare first: from the restore screen, with now, record by record.
+    page.get_by_test_id("restore-compare-start").click()
+    page.get_by_test_id("comparison-progress").wait_for()
+    page.goto("about:blank")  # the worker runs it (SQLite in memory: the live server shares this connection)
+    assert comparisons_process() == 1
+    page.goto(f"/restores/backup/{backup.pk}/")
+    compare = page.get_by_test_id("restore-compare")
+    compare.get_by_test_id("comparison-summary").wait_for()
+    cells = compare.get_by_test_id("summary-document").locator("td").all_inner_texts()
+    assert cells[1:] == ["2", "3", "1", "0", "2"], cells  # in the backup, now, added, removed, changed
     screenshot(page, "restore-screen-ou-limited")
+    compare.get_by_test_id("restore-compare-open").click()
+    page.get_by_test_id("drill-document").click()
+    rows = page.get_by_test_id("entry").all_inner_texts()
+    assert any("LIT-LATE" in r and "Added" in r for r in rows), rows
+    assert not any("FIN-LATE" in r or "Changed in Finance" in r for r in rows), "outside the backup: not compared"
+    assert sum("Changed in Litigation" in r for r in rows) == 2, rows
+    screenshot(page, "compare-ou-limited")
+    page.goto(f"/restores/backup/{backup.pk}/")
     page.get_by_test_id("send-code").click()
     page.get_by_text("A code was sent to the Owner.").wait_for()
     mail = smtp.wait_for("Restore code for Acme Legal")
