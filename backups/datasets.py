@@ -68,6 +68,9 @@ class ModelSpec:
     refs: dict[str, str] = field(default_factory=dict)  # FK field -> ModelSpec key of its target
     user_refs: tuple[str, ...] = ()  # FKs to User, carried as email
     files: tuple[str, ...] = ()  # FileFields, carried as archive members
+    # The ref whose row owns this one (a document's versions): an in-place restore treats the
+    # rows of an in-scope parent as in scope, whatever the scope's filter says of them.
+    parent: str = ""
     queryset: Callable[[Organization, Scope], QuerySet[Any]] | None = None
     # Custom export/import for rows that are not plain tenant rows (profile, users, catalog).
     exporter: Callable[[Organization, Scope], Iterator[dict[str, Any]]] | None = None
@@ -497,6 +500,7 @@ register(
                 ("number", "filename", "content_type", "size", "sha256", "note", "created_at"),
                 refs={"document": "document"},
                 files=("file",),
+                parent="document",
                 queryset=_versions,
             ),
         ),
@@ -568,6 +572,7 @@ register(
                 org_models.TimeEntry,
                 ("user_email", "worked_on", "minutes", "description", "rate"),
                 refs={"matter": "matter", "billing_code": "billing_code", "invoice": "invoice"},
+                parent="matter",
                 queryset=_time_entries,
             ),
             ModelSpec(
@@ -575,6 +580,7 @@ register(
                 org_models.Payment,
                 ("amount", "received_on", "method", "reference"),
                 refs={"invoice": "invoice"},
+                parent="invoice",
                 queryset=_payments,
             ),
         ),

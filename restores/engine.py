@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.core.files.storage import Storage, default_storage
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Membership, OURoleAssignment, User
+from accounts.models import User
 from backups import datasets as ds
 from backups.archive import ArchiveReader
 from backups.export import current_schema
@@ -29,12 +28,11 @@ from backups.keys import unwrap_password
 from backups.models import Backup
 from backups.storage_io import open_for_reading
 from backups.verify import archive_limits
-from organizations.models import DocumentVersion, MasterDataVersion, Organization, Regulation
+from organizations.models import MasterDataVersion, Organization, Regulation
 from organizations.models.profile import logo_upload_to
 from organizations.services import organization_create
 from restores import upgrades
 
-FULL_SCOPE = ds.Scope(ou_ids=None, include_active=True, include_inactive=True, exclude_superseded=False)
 PROFILE_MEMBER = "data/profile/profile.jsonl"
 REGULATIONS_MEMBER = "data/regulations/regulation.jsonl"
 STRUCTURE_MEMBERS = ("data/structure/facility.jsonl", "data/structure/ou.jsonl")
@@ -45,8 +43,8 @@ class RestoreRefused(Exception):
 
 
 def checkpoint(stage: str, **info: Any) -> None:
-    """Called at each stage of a restore ("begin", "deleted", "dataset:<key>", "row", "imported",
-    "after_create", "finalize"). A no-op; tests replace it to inject failures."""
+    """Called at each stage of a restore ("begin", "planned", "deleted", "dataset:<key>", "row",
+    "imported", "after_create", "finalize"). A no-op; tests replace it to inject failures."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,16 +156,13 @@ def _dependents(key: str) -> set[str]:
     return found
 
 
-def in_place_problems(
-    *, organization: Organization, datasets: list[str], all_ous: bool, master_data_version: str | None
-) -> list[str]:
-    """Why a backup with this scope cannot replace the organization's data (empty: it can)."""
+def in_place_problems(*, organization: Organization, datasets: list[str], master_data_version: str | None) -> list[str]:
+    """Why a backup of these data sets cannot be restored over the organization (empty: it can).
+
+    A backup of some OUs or some document statuses can: the scope-exact restore
+    (``restores.inplace``) touches only what the backup holds.
+    """
     problems = []
-    if not all_ous:
-        problems.append(
-            "This backup covers only some organisational units; an in-place restore needs a backup of the whole "
-            "organization (a Site Admin can restore this one into a new organization)."
-        )
     keys = set(datasets)
     labels = {k: ds.REGISTRY[k].label for k in ds.REGISTRY}
     for key in sorted(keys, key=list(ds.REGISTRY).index):
@@ -188,169 +183,6 @@ def in_place_problems(
                 "restore a backup that includes the regulations."
             )
     return problems
-
-
-def _org_rows(spec: ds.ModelSpec, organization: Organization) -> QuerySet[Any]:
-    """Every row of the organization of a data-set model (whatever a backup's scope was)."""
-    model = spec.model
-    if model is DocumentVersion:
-        return DocumentVersion.objects.filter(document__organization=organization)
-    if model is OURoleAssignment:
-        return OURoleAssignment.objects.filter(ou__organization=organization)
-    if model is Regulation:
-        return organization.regulations.all()
-    if model is Organization:
-        return Organization.objects.filter(pk=organization.pk)
-    if any(f.name == "organization" for f in model._meta.fields):
-        return model._default_manager.filter(organization=organization)
-    raise RestoreRefused(f"The restore engine does not know how to find {model._meta.label} rows of an organization.")
-
-
-def current_counts(organization: Organization, datasets: list[str] | None = None) -> dict[str, dict[str, int]]:
-    """Rows of the organization today, per data set and model (the warning page's left column)."""
-    counts: dict[str, dict[str, int]] = {}
-    for key in ds.resolve(datasets):
-        counts[key] = {spec.key: _org_rows(spec, organization).count() for spec in ds.REGISTRY[key].models}
-    return counts
-
-
-def _files_of(organization: Organization, keys: list[str]) -> list[str]:
-    names: list[str] = []
-    for key in keys:
-        for spec in ds.REGISTRY[key].models:
-            for fname in spec.files:
-                names += [n for n in _org_rows(spec, organization).values_list(fname, flat=True) if n]
-    if "profile" in keys and organization.logo:
-        names.append(organization.logo.name)
-    return names
-
-
-def _delete_rows(organization: Organization, keys: list[str]) -> None:
-    """Delete the organization's rows of these data sets, dependents first (PROTECT foreign keys)."""
-    for key in reversed(keys):
-        for spec in reversed(ds.REGISTRY[key].models):
-            if spec.model is Organization:
-                continue  # the profile is reset, not deleted
-            if spec.model is Regulation:
-                organization.regulations.clear()
-            elif spec.model is Membership:
-                # The Owner stays the Owner: a restore never transfers ownership.
-                _org_rows(spec, organization).exclude(role=Membership.Role.OWNER).delete()
-            else:
-                _org_rows(spec, organization).delete()
-
-
-def _reset_profile(organization: Organization, manifest: dict[str, Any]) -> None:
-    """Empty the profile so the importer applies the backup's, under the backup's name."""
-    captured = manifest.get("organization") or {}
-    organization.name = captured.get("name") or organization.name
-    for name in ("description", "license_identifier", "jurisdiction"):
-        setattr(organization, name, "")
-    organization.language_settings = {}
-    organization.creation_wizard_data = {}
-    organization.logo.name = ""
-    code = manifest.get("master_data_version")
-    if code:
-        organization.master_data_version = MasterDataVersion.objects.get(code=code)
-    organization.save()
-
-
-@dataclass
-class _ScopeLinks:
-    """Other backups' OU and facility scopes, by code: deleted rows come back with new keys."""
-
-    ous: list[tuple[int, str]] = field(default_factory=list)
-    facilities: list[tuple[int, str]] = field(default_factory=list)
-
-    @classmethod
-    def remember(cls, organization: Organization) -> _ScopeLinks:
-        ou_through = Backup.ous.through
-        fac_through = Backup.facilities.through
-        return cls(
-            ous=list(
-                ou_through.objects.filter(organisationalunit__organization=organization).values_list(
-                    "backup_id", "organisationalunit__code"
-                )
-            ),
-            facilities=list(
-                fac_through.objects.filter(facility__organization=organization).values_list(
-                    "backup_id", "facility__code"
-                )
-            ),
-        )
-
-    def restore(self, organization: Organization) -> None:
-        ou_ids = dict(organization.ous.values_list("code", "pk"))
-        fac_ids = dict(organization.facilities.values_list("code", "pk"))
-        Backup.ous.through.objects.bulk_create(
-            [Backup.ous.through(backup_id=b, organisationalunit_id=ou_ids[c]) for b, c in self.ous if c in ou_ids],
-            ignore_conflicts=True,
-        )
-        Backup.facilities.through.objects.bulk_create(
-            [
-                Backup.facilities.through(backup_id=b, facility_id=fac_ids[c])
-                for b, c in self.facilities
-                if c in fac_ids
-            ],
-            ignore_conflicts=True,
-        )
-
-
-@dataclass
-class Replaced:
-    result: ImportResult
-    old_files: list[str]
-    datasets: list[str]
-
-
-def replace_organization_data(
-    *,
-    organization: Organization,
-    reader: Any,
-    storage: Storage | None = None,
-    result: ImportResult | None = None,
-    folder: str = "",
-) -> Replaced:
-    """Replace the organization's rows of the archive's data sets with the archive's.
-
-    Call inside ``transaction.atomic()`` (and ``maintenance_writes``). ``result.stored_files``
-    lists the files written so far even when this raises; with ``folder`` they are stored in it
-    (see ``import_archive``).
-    """
-    storage = storage or default_storage
-    result = result if result is not None else ImportResult()
-    checkpoint("begin", organization=organization)
-    reader = upgrades.upgraded(reader)
-    manifest = reader.manifest
-    scope = manifest.get("scope") or {}
-    keys = ds.resolve(scope.get("datasets") or [])
-    problems = in_place_problems(
-        organization=organization,
-        datasets=keys,
-        all_ous=scope.get("ous") is None,
-        master_data_version=manifest.get("master_data_version"),
-    )
-    if problems:
-        raise RestoreRefused(" ".join(problems))
-    old_files = _files_of(organization, keys)
-    links = _ScopeLinks.remember(organization) if "structure" in keys else None
-    _delete_rows(organization, keys)
-    if "profile" in keys:
-        _reset_profile(organization, manifest)
-    checkpoint("deleted", organization=organization)
-    progress = _Progress(reader)
-    import_archive(
-        reader=progress,  # type: ignore[arg-type]
-        organization=organization,
-        datasets=keys,
-        storage=storage,
-        result=result,
-        folder=folder,
-    )
-    if links is not None:
-        links.restore(organization)
-    checkpoint("imported", organization=organization)
-    return Replaced(result=result, old_files=old_files, datasets=keys)
 
 
 # ----------------------------------------------------------------------------------------------

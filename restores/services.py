@@ -32,7 +32,7 @@ from backups.models import Backup
 from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
 from backupsvc.lib.logcontext import log_context
 from organizations.models import Organization
-from restores import engine
+from restores import engine, inplace
 from restores.codes import code_digest, code_matches, generate_code, normalize
 from restores.maintenance import maintenance_off, maintenance_on, maintenance_writes
 from restores.models import Restore, RestoreCode, RestoreUpload
@@ -74,7 +74,6 @@ def in_place_problems(backup: Backup) -> list[str]:
     return problems + engine.in_place_problems(
         organization=backup.organization,
         datasets=list(backup.datasets),
-        all_ous=backup.all_ous,
         master_data_version=(backup.captured or {}).get("master_data_version"),
     )
 
@@ -503,7 +502,7 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
         try:
             with maintenance_writes(org.pk), transaction.atomic():
                 target = Organization.objects.select_for_update().select_related("master_data_version").get(pk=org.pk)
-                replaced = engine.replace_organization_data(
+                replaced = inplace.replace_in_scope(
                     organization=target,
                     reader=reader,
                     storage=storage,
@@ -524,7 +523,7 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
                     action="restore.complete",
                     organization=target,
                     obj=restore,
-                    details={"backup": backup.pk, "row_counts": result.row_counts},
+                    details={"backup": backup.pk, "row_counts": result.row_counts, "changes": replaced.summary()},
                 )
                 engine.checkpoint("finalize", organization=target)
                 old_files = replaced.old_files

@@ -16,10 +16,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import is_owner, is_owner_or_admin
-from backups import datasets as ds
 from backups.models import Backup
-from restores import engine, services
+from restores import services
 from restores.forms import ConfirmForm, PolicyForm
+from restores.inplace.summary import restore_summary
 from restores.models import Restore
 from restores.permissions import may_change_restore_policy, may_restore_in_place
 
@@ -32,38 +32,6 @@ def _restores(request: HttpRequest) -> Any:
     return Restore.objects.visible_to(request.user).select_related(  # type: ignore[arg-type]
         "organization", "backup", "requested_by", "pre_restore_backup", "upload"
     )
-
-
-def _model_label(spec: ds.ModelSpec) -> str:
-    special = {"profile": "Profile", "regulation": "Regulations", "ou_role": "OU role assignments"}
-    return special.get(spec.key) or str(spec.model._meta.verbose_name_plural).capitalize()
-
-
-def comparison(backup: Backup) -> list[dict[str, Any]]:
-    """Per data set of the backup: rows today against rows in the backup, per model."""
-    today = engine.current_counts(backup.organization, ds.resolve(backup.datasets))
-    rows = []
-    for key, per_model in today.items():
-        in_backup = (backup.row_counts or {}).get(key, {})
-        models = [
-            {
-                "key": spec.key,
-                "label": _model_label(spec),
-                "today": per_model.get(spec.key, 0),
-                "backup": in_backup.get(spec.key, 0),
-            }
-            for spec in ds.REGISTRY[key].models
-        ]
-        rows.append(
-            {
-                "key": key,
-                "label": ds.REGISTRY[key].label,
-                "models": models,
-                "today": sum(m["today"] for m in models),
-                "backup": sum(m["backup"] for m in models),
-            }
-        )
-    return rows
 
 
 @login_required
@@ -94,7 +62,7 @@ def restore_start(request: HttpRequest, backup_pk: int) -> HttpResponse:
             "backup": backup,
             "organization": org,
             "problems": problems,
-            "comparison": comparison(backup),
+            "summary": restore_summary(backup),
             "waiting": waiting,
             "is_owner": is_owner(request.user, org),  # type: ignore[arg-type]
         },

@@ -61,9 +61,9 @@ def test_in_place_restore_with_the_code_from_the_owners_mailbox(tenant, full_bac
     page.goto(f"/restores/backup/{full_backup.pk}/")
     warning = page.get_by_test_id("restore-warning")
     warning.wait_for()
-    assert "overwrites the organization's current data" in warning.inner_text()
-    table = page.get_by_test_id("restore-comparison").inner_text()
-    assert "Templates and billing codes" in table and "Controlled documents" in table
+    assert "This replaces what the backup holds, and nothing else" in warning.inner_text()
+    summary = page.get_by_test_id("restore-summary").inner_text()
+    assert "Templates and billing codes" in summary and "Controlled documents" in summary
     screenshot(page, "restore-warning")
     page.get_by_test_id("send-code").click()
     page.get_by_text("A code was sent to the Owner.").wait_for()
@@ -109,6 +109,59 @@ def test_in_place_restore_with_the_code_from_the_owners_mailbox(tenant, full_bac
     assert logical_snapshot(tenant.org) == at_backup
     finished = smtp.wait_for("Restore completed: Acme Legal")
     assert finished["X-Envelope-To"] in ("owner@acme.test", "admin@acme.test")
+    assert page.js_errors == []
+
+
+def test_an_ou_limited_backup_restored_in_place_leaves_other_ous_alone(tenant, smtp, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Restore a backup of OU Litigation with the Owner's code: Litigation's records come back,
+    Finance's changes stay, and the restore screen said so beforehand."""
+    from tests import factories as f
+
+    for ou in (tenant.ou_a, tenant.ou_b):
+        f.OURoleAssignmentFactory(user=tenant.admin, ou=ou)
+    backup = make_backup(tenant.org, tenant.owner, ous=[tenant.ou_a], include_inactive=False)
+    docs = om.ControlledDocument.objects.filter(organization=tenant.org)
+    titles_a = dict(docs.filter(ou=tenant.ou_a).values_list("pk", "title"))
+    docs.filter(ou=tenant.ou_a).update(title="Changed in Litigation")
+    docs.filter(ou=tenant.ou_b).update(title="Changed in Finance")
+    add_document(tenant.org, tenant.ou_a, "LIT-LATE")
+    add_document(tenant.org, tenant.ou_b, "FIN-LATE")
+
+    login(page, "admin@acme.test", DEMO_PASSWORD)
+    page.get_by_test_id("dashboard-title").wait_for()
+    page.goto(f"/restores/backup/{backup.pk}/")
+    page.get_by_test_id("restore-warning").wait_for()
+    assert "the organisational units Litigation" in page.get_by_test_id("restore-warning").inner_text()
+    documents = page.get_by_test_id("restore-summary-documents").inner_text()
+    assert "at least 1 added since will be removed" in documents
+    assert "1 inactive documents are not in this backup" not in documents
+    assert "2 inactive documents are not in this backup and stay as they are." in documents
+    assert "organisational units outside this backup stay as they are." in documents
+    screenshot(page, "restore-screen-ou-limited")
+    page.get_by_test_id("send-code").click()
+    page.get_by_text("A code was sent to the Owner.").wait_for()
+    mail = smtp.wait_for("Restore code for Acme Legal")
+    code = re.search(r"^\s+(\d{8})\s*$", text_of(mail), re.MULTILINE)
+    assert code, text_of(mail)
+    page.get_by_label("Code from the Owner").fill(code.group(1))
+    page.get_by_label("Your password").fill(DEMO_PASSWORD)
+    page.get_by_test_id("confirm-restore").click()
+    page.get_by_text("Code accepted.").wait_for()
+    restore = Restore.objects.get()
+    run_worker_while(page, restore.pk)
+    page.goto(restore.get_absolute_url())
+    page.get_by_test_id("restore-status").wait_for()
+    assert page.get_by_test_id("restore-status").inner_text() == "Completed"
+    restored = dict(docs.filter(ou=tenant.ou_a, status="active").values_list("pk", "title"))
+    assert restored == {pk: t for pk, t in titles_a.items() if pk in restored} and restored
+    assert not docs.filter(reference="LIT-LATE").exists()
+    assert set(docs.filter(ou=tenant.ou_b).values_list("title", flat=True)) == {
+        "Changed in Finance",
+        "Procedure FIN-LATE",
+    }
+    assert set(docs.filter(ou=tenant.ou_a, status="inactive").values_list("title", flat=True)) == {
+        "Changed in Litigation"
+    }
     assert page.js_errors == []
 
 

@@ -208,11 +208,10 @@ def test_members_and_owner_only_policy(tenant, full_backup) -> None:  # type: ig
     assert AuditLog.objects.filter(action="restore.policy", details__to="owner_only").exists()
 
 
-def test_a_backup_of_some_ous_is_not_restored_in_place(tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_backup_of_some_ous_can_be_restored_in_place(tenant) -> None:  # type: ignore[no-untyped-def]
     partial = make_backup(tenant.org, tenant.owner, ous=[tenant.ou_a])
-    with pytest.raises(services.RestoreError, match="only some organisational units"):
-        request_code(partial, tenant.owner)
-    assert not Restore.objects.exists()
+    assert services.in_place_problems(partial) == []
+    assert request_code(partial, tenant.owner).status == Restore.Status.AWAITING_CODE
 
 
 def test_a_backup_without_the_data_sets_depending_on_its_own_is_refused(tenant) -> None:  # type: ignore[no-untyped-def]

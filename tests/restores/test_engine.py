@@ -21,6 +21,7 @@ from backups.models import Backup
 from backups.snapshot import logical_snapshot
 from organizations import models as om
 from restores import engine, services, upgrades
+from restores.inplace.plan import org_rows
 from restores.maintenance import OrganizationInMaintenance, maintenance_off, maintenance_on
 from restores.models import Restore
 from tests import factories as f
@@ -60,7 +61,9 @@ def test_the_organization_afterwards_holds_the_backups_data(
 ) -> None:  # type: ignore[no-untyped-def]
     at_backup = logical_snapshot(tenant.org)
     change_everything(tenant)
-    old_files = set(om.DocumentVersion.objects.filter(document__organization=tenant.org).values_list("file", flat=True))
+    versions = om.DocumentVersion.objects.filter(document__organization=tenant.org)
+    kept_files = dict(versions.exclude(document__reference="NEW-1").values_list("pk", "file"))
+    added_file = versions.get(document__reference="NEW-1").file.name
     changed_logo = tenant.org.logo.name
     assert logical_snapshot(tenant.org) != at_backup
     mail.outbox.clear()
@@ -75,11 +78,16 @@ def test_the_organization_afterwards_holds_the_backups_data(
     pre = restore.pre_restore_backup
     assert pre is not None and pre.kind == Backup.Kind.PRE_RESTORE and pre.status == Backup.Status.COMPLETED
     assert pre.row_counts["templates"]["template"] == 2
-    # Files of the replaced rows are gone (after the commit); the new ones are in place.
+    # Unchanged rows keep their stored files (same name, untouched); the changed logo and the
+    # file of the document added since are gone (after the commit); the deleted document's
+    # files came back in the restore's own folder.
     present = media_listing(exclude_prefix=("backups/",))
-    assert changed_logo not in present
-    assert not old_files & set(present)
-    assert restore.files_restored == om.DocumentVersion.objects.filter(document__organization=tenant.org).count() + 1
+    assert changed_logo not in present and added_file not in present
+    after = dict(versions.values_list("pk", "file"))
+    assert {pk: name for pk, name in after.items() if pk in kept_files} == kept_files
+    back = versions.filter(document__reference="A0-2").values_list("file", flat=True)
+    assert back and all(f"/restore-{restore.pk}/" in name for name in back)
+    assert restore.files_restored == len(back) + 1  # and the logo
     # Memberships: the Owner stays the Owner; the users are those of the backup.
     assert tenant.org.memberships.get(role="owner").user == tenant.owner
     # Every step audited; the Owner heard of the code and of the result.
@@ -106,7 +114,7 @@ def test_other_backups_keep_their_ou_scope(tenant, full_backup) -> None:  # type
     run(confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD))
     partial.refresh_from_db()
     assert [ou.code for ou in partial.ous.all()] == ["LIT"]
-    assert partial.ous.get().pk != tenant.ou_a.pk  # the OU came back with a new key
+    assert partial.ous.get().pk == tenant.ou_a.pk  # restored in place: the OU keeps its key
 
 
 def test_a_restore_of_one_organization_changes_no_row_of_another(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
@@ -126,16 +134,24 @@ def test_a_restore_of_one_organization_changes_no_row_of_another(tenant, full_ba
 
 
 FAILURES = {
+    "at the start": ("begin", None),
+    "once the plan is made": ("planned", None),
     "after half the rows": ("row", lambda info: info["done"] >= info["total"] // 2),
     "after the files": ("dataset:clients", None),
-    "after every row": ("imported", None),
+    "while billing is written": ("dataset:billing", None),
     "after the old rows went": ("deleted", None),
+    "after every row": ("imported", None),
     "during the final step": ("finalize", None),
 }
 
 
+@pytest.mark.parametrize("backup_scope", ["whole", "OU A, active documents"])
 @pytest.mark.parametrize("where", list(FAILURES))
-def test_a_failure_anywhere_leaves_data_and_files_as_before(tenant, full_backup, monkeypatch, where) -> None:  # type: ignore[no-untyped-def]
+def test_a_failure_anywhere_leaves_data_and_files_as_before(
+    tenant, full_backup, monkeypatch, where, backup_scope
+) -> None:  # type: ignore[no-untyped-def]
+    if backup_scope != "whole":  # a scope-exact restore of part of the organization
+        full_backup = make_backup(tenant.org, tenant.owner, ous=[tenant.ou_a], include_inactive=False)
     change_everything(tenant)
     before_rows = db_state(tenant.org)
     before_snapshot = logical_snapshot(tenant.org)
@@ -158,7 +174,7 @@ def test_a_failure_anywhere_leaves_data_and_files_as_before(tenant, full_backup,
     assert db_state(tenant.org) == before_rows
     assert logical_snapshot(tenant.org) == before_snapshot
     assert media_listing() == before_files
-    if where == "after the files":
+    if where == "after the files" and backup_scope == "whole":
         assert any(name.startswith("documents/") for name in stored)  # files were written, then removed
     tenant.org.refresh_from_db()
     assert tenant.org.maintenance_since is None
@@ -248,7 +264,7 @@ def test_maintenance_refuses_changes_and_ends(tenant) -> None:  # type: ignore[n
 def test_every_registered_model_can_be_replaced(tenant) -> None:  # type: ignore[no-untyped-def]
     for dataset in ds.REGISTRY.values():
         for spec in dataset.models:
-            engine._org_rows(spec, tenant.org).count()  # raises for a model the engine cannot find
+            org_rows(spec, tenant.org).count()  # raises for a model the engine cannot find
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,18 +23,31 @@ def client_for(user) -> Client:  # type: ignore[no-untyped-def]
     return client
 
 
-def test_the_warning_page_compares_today_with_the_backup(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+def test_the_warning_page_says_what_is_replaced_and_what_stays(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
     from organizations.models import Template
 
     Template.objects.create(organization=tenant.org, name="Added after the backup")
     response = client_for(tenant.admin).get(reverse("restores:start", args=[full_backup.pk]))
     assert response.status_code == 200
-    rows = {row["key"]: row for row in response.context["comparison"]}
-    assert rows["templates"]["today"] == 3 and rows["templates"]["backup"] == 2
-    assert rows["documents"]["today"] == rows["documents"]["backup"] == 14
-    text = response.content.decode()
-    assert "This overwrites the organization" in text and "Send code to the Owner" in text
-    assert "Templates and billing codes" in text
+    text = " ".join(response.content.decode().split())
+    assert "This replaces what the backup holds, and nothing else" in text and "Send code to the Owner" in text
+    assert "Templates: 1 in the backup replace the 2 in its scope now; at least 1 added since will be removed" in text
+    assert "Controlled documents: 6 in the backup replace the 6 in its scope now" in text
+    assert "Facilities: none in the backup, none in its scope now." in text
+
+
+def test_the_warning_page_of_an_ou_limited_backup_names_what_stays(tenant) -> None:  # type: ignore[no-untyped-def]
+    from tests.restores.conftest import make_backup
+
+    partial = make_backup(tenant.org, tenant.owner, ous=[tenant.ou_a], include_inactive=False)
+    response = client_for(tenant.owner).get(reverse("restores:start", args=[partial.pk]))
+    assert response.status_code == 200
+    text = " ".join(response.content.decode().split())
+    assert "the organisational units Litigation" in text
+    assert "2 inactive documents are not in this backup and stay as they are." in text
+    assert "2 controlled documents of organisational units outside this backup stay as they are." in text
+    assert "1 client of organisational units outside this backup stays as it is." in text
+    assert 'data-testid="send-code"' in text  # no longer refused
 
 
 def test_who_sees_the_warning_page(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
