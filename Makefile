@@ -12,7 +12,7 @@ help:
 	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
 	@echo "make test   - install and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 	@echo "make lint   - ruff check and format check"
-	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make benchmark - archive, engine and compare benchmarks (figures in benchmarks/RESULTS.md)"
 	@echo "make loadtest - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
 	@echo "make prod-local - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
 
@@ -58,6 +58,7 @@ format: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
 	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+	$(BIN)/python benchmarks/compare_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
 
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
 loadtest: $(STAMP)

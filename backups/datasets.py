@@ -75,6 +75,23 @@ class ModelSpec:
     # Custom export/import for rows that are not plain tenant rows (profile, users, catalog).
     exporter: Callable[[Organization, Scope], Iterator[dict[str, Any]]] | None = None
     importer: Callable[[Organization, list[dict[str, Any]], ImportContext], int] | None = None
+    # Human names (DESIGN.md, Restore item 6), used by the compare: ``title`` is what a user
+    # recognises a row by; ``label`` is the short name other rows use when they name this one (a
+    # document's reference); ``title_ref`` is (field, spec key) of a row whose label goes first
+    # ("REF v3" for a document version). Rows are identified across backups by their primary key.
+    title: Callable[[dict[str, Any]], str] | None = None
+    label: Callable[[dict[str, Any]], str] | None = None
+    title_ref: tuple[str, str] | None = None
+
+    def row_title(self, row: dict[str, Any]) -> str:
+        """The row's own title (without the referenced row's label)."""
+        if self.title is None:
+            return f"{self.key} #{row.get('id')}"
+        return " ".join(self.title(row).split()) or f"{self.key} #{row.get('id')}"
+
+    def row_label(self, row: dict[str, Any]) -> str:
+        """How another row names this one."""
+        return " ".join(self.label(row).split()) if self.label is not None else self.row_title(row)
 
     def rows(self, organization: Organization, scope: Scope) -> Iterator[dict[str, Any]]:
         if self.exporter is not None:
@@ -142,7 +159,12 @@ class ImportContext:
         return self.users_by_email[email]
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def to_json(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values: the isinstance checks below cost more than the row itself
+        return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -261,7 +283,8 @@ def _import_profile(organization: Organization, rows: list[dict[str, Any]], ctx:
 
 
 def _export_regulations(organization: Organization, scope: Scope) -> Iterator[dict[str, Any]]:
-    for pk, code, mdv in organization.regulations.values_list("pk", "code", "master_data_version__code"):
+    regulations = organization.regulations.order_by("pk")
+    for pk, code, mdv in regulations.values_list("pk", "code", "master_data_version__code"):
         yield {"id": pk, "code": code, "master_data_version": mdv}
 
 
@@ -402,6 +425,11 @@ def _whole(model: type[models.Model]) -> Callable[[Organization, Scope], QuerySe
     return lambda org, scope: model.objects.filter(organization=org)  # type: ignore[attr-defined]
 
 
+def _t(*names: str) -> Callable[[dict[str, Any]], str]:
+    """A title made of the row's fields ``names``, blanks left out."""
+    return lambda row: " ".join(str(row[n]) for n in names if row.get(n) not in (None, ""))
+
+
 # ----------------------------------------------------------------------------------------------
 # The registry
 
@@ -421,7 +449,16 @@ register(
         key="profile",
         label="Organization profile and logo",
         description="Name, description, logo, license, jurisdiction, languages and wizard data.",
-        models=(ModelSpec("profile", Organization, (), exporter=_export_profile, importer=_import_profile),),
+        models=(
+            ModelSpec(
+                "profile",
+                Organization,
+                (),
+                exporter=_export_profile,
+                importer=_import_profile,
+                title=_t("name"),
+            ),
+        ),
     )
 )
 register(
@@ -435,6 +472,7 @@ register(
                 org_models.OrganizationSetting,
                 ("key", "value"),
                 queryset=_whole(org_models.OrganizationSetting),
+                title=_t("key"),
             ),
         ),
     )
@@ -446,7 +484,12 @@ register(
         description="The regulations chosen from the master data version's catalog.",
         models=(
             ModelSpec(
-                "regulation", org_models.Regulation, (), exporter=_export_regulations, importer=_import_regulations
+                "regulation",
+                org_models.Regulation,
+                (),
+                exporter=_export_regulations,
+                importer=_import_regulations,
+                title=_t("code"),
             ),
         ),
     )
@@ -458,9 +501,22 @@ register(
         description="Facilities and organisational units.",
         ou_scoped=True,
         models=(
-            ModelSpec("facility", org_models.Facility, ("name", "code"), queryset=_facilities),
             ModelSpec(
-                "ou", org_models.OrganisationalUnit, ("name", "code"), refs={"facility": "facility"}, queryset=_ous
+                "facility",
+                org_models.Facility,
+                ("name", "code"),
+                queryset=_facilities,
+                title=_t("code", "name"),
+                label=_t("code"),
+            ),
+            ModelSpec(
+                "ou",
+                org_models.OrganisationalUnit,
+                ("name", "code"),
+                refs={"facility": "facility"},
+                queryset=_ous,
+                title=_t("code", "name"),
+                label=_t("code"),
             ),
         ),
     )
@@ -473,9 +529,31 @@ register(
         depends_on=("structure",),
         ou_scoped=True,
         models=(
-            ModelSpec("role", Role, (), exporter=_export_roles, importer=_import_roles),
-            ModelSpec("membership", Membership, (), exporter=_export_memberships, importer=_import_memberships),
-            ModelSpec("ou_role", OURoleAssignment, (), exporter=_export_ou_roles, importer=_import_ou_roles),
+            ModelSpec(
+                "role",
+                Role,
+                (),
+                exporter=_export_roles,
+                importer=_import_roles,
+                title=_t("name"),
+            ),
+            ModelSpec(
+                "membership",
+                Membership,
+                (),
+                exporter=_export_memberships,
+                importer=_import_memberships,
+                title=_t("user", "role"),
+            ),
+            ModelSpec(
+                "ou_role",
+                OURoleAssignment,
+                (),
+                exporter=_export_ou_roles,
+                importer=_import_ou_roles,
+                title=_t("user", "system_role"),
+                title_ref=("ou", "ou"),
+            ),
         ),
     )
 )
@@ -493,6 +571,8 @@ register(
                 ("reference", "title", "status", "owner_email", "created_at", "updated_at"),
                 refs={"ou": "ou"},
                 queryset=_documents,
+                title=_t("reference", "title"),
+                label=_t("reference"),
             ),
             ModelSpec(
                 "document_version",
@@ -502,6 +582,8 @@ register(
                 files=("file",),
                 parent="document",
                 queryset=_versions,
+                title=lambda row: f"v{row.get('number')}",
+                title_ref=("document", "document"),
             ),
         ),
     )
@@ -520,6 +602,7 @@ register(
                 ("name", "email", "phone", "address", "created_at"),
                 refs={"ou": "ou"},
                 queryset=_clients,
+                title=_t("name"),
             ),
             ModelSpec(
                 "matter",
@@ -527,6 +610,8 @@ register(
                 ("reference", "title", "status", "opened_on", "closed_on"),
                 refs={"ou": "ou", "client": "client"},
                 queryset=_matters,
+                title=_t("reference", "title"),
+                label=_t("reference"),
             ),
         ),
     )
@@ -542,12 +627,14 @@ register(
                 org_models.Template,
                 ("name", "kind", "body", "updated_at"),
                 queryset=_whole(org_models.Template),
+                title=_t("name"),
             ),
             ModelSpec(
                 "billing_code",
                 org_models.BillingCode,
                 ("code", "description", "hourly_rate"),
                 queryset=_whole(org_models.BillingCode),
+                title=_t("code", "description"),
             ),
         ),
     )
@@ -566,6 +653,7 @@ register(
                 ("number", "issued_on", "due_on", "status", "currency", "total"),
                 refs={"client": "client", "matter": "matter"},
                 queryset=_invoices,
+                title=_t("number"),
             ),
             ModelSpec(
                 "time_entry",
@@ -574,6 +662,8 @@ register(
                 refs={"matter": "matter", "billing_code": "billing_code", "invoice": "invoice"},
                 parent="matter",
                 queryset=_time_entries,
+                title=_t("worked_on", "user_email", "description"),
+                title_ref=("matter", "matter"),
             ),
             ModelSpec(
                 "payment",
@@ -582,6 +672,8 @@ register(
                 refs={"invoice": "invoice"},
                 parent="invoice",
                 queryset=_payments,
+                title=lambda row: f"payment {row.get('received_on') or ''} {row.get('amount') or ''}",
+                title_ref=("invoice", "invoice"),
             ),
         ),
     )

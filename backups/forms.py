@@ -13,7 +13,7 @@ from accounts.models import User
 from backups import datasets as ds
 from backups import selectors
 from backups.archive import generate_password
-from backups.models import Backup, BackupSchedule
+from backups.models import Backup, BackupSchedule, ChangeAlertSettings
 from backups.services import MIN_USER_PASSWORD
 from organizations.models import Facility, OrganisationalUnit, Organization
 
@@ -238,3 +238,33 @@ class ScheduleForm(forms.ModelForm):
         if value is None or value < 1:
             raise forms.ValidationError("Keep at least one backup.")
         return value
+
+
+class ChangeAlertForm(forms.ModelForm):
+    """The mass-change thresholds of an organization."""
+
+    class Meta:
+        model = ChangeAlertSettings
+        fields = ("enabled", "percent", "min_records")
+        labels = {
+            "enabled": "Send change alerts",
+            "percent": "Share of a kind of record (%)",
+            "min_records": "Number of records",
+        }
+        widgets = {
+            "enabled": forms.CheckboxInput(attrs={"class": "form-check-input"}),
+            "percent": forms.NumberInput(attrs={"class": "form-control", "min": 1, "max": 100}),
+            "min_records": forms.NumberInput(attrs={"class": "form-control", "min": 1}),
+        }
+
+    def clean_percent(self) -> int:
+        value = self.cleaned_data["percent"]
+        if not 1 <= value <= 100:
+            raise forms.ValidationError("Choose a share between 1 and 100 %.")
+        return int(value)
+
+    def clean_min_records(self) -> int:
+        value = self.cleaned_data["min_records"]
+        if value < 1:
+            raise forms.ValidationError("Choose at least 1 record.")
+        return int(value)

@@ -71,6 +71,19 @@ def status_badge(b: Backup) -> SafeString:
     return EMPTY
 
 
+def mass_change_marker(b: Backup) -> SafeString:
+    """A small badge on a backup whose change summary found a mass change, linking to it."""
+    if not b.mass_change:
+        return EMPTY
+    return format_html(
+        ' <a class="badge text-bg-warning text-decoration-none" href="{}" data-testid="mass-change-marker" '
+        'title="Many records were removed or changed since the previous backup">'
+        '<i class="bi bi-exclamation-triangle-fill" aria-hidden="true"></i> Mass change'
+        '<span class="visually-hidden">: many records were removed or changed since the previous backup</span></a>',
+        _url("backups:changes", b.pk),
+    )
+
+
 def progress(b: Backup) -> SafeString:
     if b.status == Backup.Status.IN_PROGRESS:
         percent = b.progress_percent
@@ -244,7 +257,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         verified = mark_safe('<span class="text-body-secondary">Never</span>')
     return format_html(
         '<tr id="backup-{}" data-status="{}" data-testid="backup-row"{}>'
-        '<td><a class="fw-semibold text-decoration-none" href="{}">{}</a></td>'
+        '<td><a class="fw-semibold text-decoration-none" href="{}">{}</a>{}</td>'
         "<td>{}{}</td>"
         '<td class="text-nowrap">{}</td>'
         "<td>{}</td>"
@@ -260,6 +273,7 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         polling,
         _url("backups:detail", b.pk),
         b.display_name,
+        mass_change_marker(b),
         status_badge(b),
         progress(b),
         _date(b.created_at, "j M Y H:i"),

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, reverse
 from accounts.models import Membership, User
 from accounts.permissions import backup_ou_ids, can_use_backups, is_owner_or_admin
 from backups import datasets as ds
-from backups.models import Backup, BackupSchedule
+from backups.models import Backup, BackupComparison, BackupSchedule
 from backups.services import subscription_valid
 from organizations.models import Facility, OrganisationalUnit, Organization
 
@@ -196,3 +196,13 @@ def ous_for_filter(user: User, organization: Organization | None) -> QuerySet[Or
 def ou_filter_q(ou: OrganisationalUnit) -> Q:
     """Backups that include the OU: explicitly, or as an all-OUs backup of its organization."""
     return Q(ous=ou) | Q(all_ous=True, organization_id=ou.organization_id)
+
+
+def comparisons_of(user: User, backup: Backup) -> list[BackupComparison]:
+    """The latest comparisons involving the backup that the user may see (details page)."""
+    return list(
+        BackupComparison.objects.visible_to(user)
+        .filter(Q(earlier=backup) | Q(later=backup))
+        .select_related("earlier", "later")
+        .order_by("-created_at", "-pk")[:10]
+    )

@@ -398,7 +398,21 @@ def backup_complete(*, backup: Backup, result: Any, name: str) -> Backup:
             _rotate_scheduled(backup.schedule)  # type: ignore[arg-type]
     logger.info("backup %s completed: %s bytes, sha256 %s", backup.pk, result.bytes_written, result.sha256)
     backup_notify_finished(backup)
+    _request_change_summary(backup)
     return backup
+
+
+def _request_change_summary(backup: Backup) -> None:
+    """Queue the backup's change summary against the previous one (a worker runs it after the
+    completion is recorded; trouble here never undoes the completion)."""
+    if backup.kind == Backup.Kind.PRE_RESTORE:
+        return
+    from backups.compare.services import changes_request
+
+    try:
+        changes_request(backup=backup)
+    except Exception:
+        logger.exception("backup %s: could not queue its change summary", backup.pk)
 
 
 def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> Backup:

@@ -25,10 +25,28 @@ def run_backup(backup_id: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def process_queue() -> None:
-    """Run every pending backup (beat, every BACKUP_QUEUE_INTERVAL seconds)."""
+    """Run every pending backup, then every pending comparison (beat, every BACKUP_QUEUE_INTERVAL
+    seconds)."""
+    from backups.compare.services import comparisons_process
+
     done = services.process_queue()
     if done:
         logger.info("backup queue: %s backup(s) processed", done)
+    compared = comparisons_process()
+    if compared:
+        logger.info("backup queue: %s comparison(s) processed", compared)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_comparison(comparison_id: int) -> None:
+    """Run one comparison (a user's, or a backup's change summary)."""
+    from backups.compare import services as compare_services
+
+    comparison = compare_services.comparison_claim(comparison_id=comparison_id)
+    if comparison is None:
+        logger.info("comparison %s: nothing to do (already taken or gone)", comparison_id)
+        return
+    compare_services.comparison_run(comparison=comparison)
 
 
 @shared_task(ignore_result=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import views
+from backups import compare_views, views
 
 app_name = "backups"
 
@@ -15,6 +15,12 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.backup_cancel_view, name="cancel"),
     path("<int:pk>/expire/", views.backup_expire_view, name="expire"),
     path("<int:pk>/verify/", views.backup_verify_view, name="verify"),
+    path("<int:pk>/compare/", compare_views.compare_start, name="compare"),
+    path("<int:pk>/changes/", compare_views.backup_changes, name="changes"),
+    path("comparisons/<int:pk>/", compare_views.comparison_detail, name="comparison"),
+    path("comparisons/<int:pk>/progress/", compare_views.comparison_progress, name="comparison_progress"),
+    path("comparisons/<int:pk>/csv/", compare_views.comparison_csv, name="comparison_csv"),
+    path("change-alerts/", compare_views.alert_settings_view, name="alert_settings"),
     path("schedules/", views.schedule_list, name="schedules"),
     path("schedules/new/", views.schedule_create, name="schedule_create"),
     path("schedules/<int:pk>/", views.schedule_edit, name="schedule_edit"),

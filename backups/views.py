@@ -241,6 +241,7 @@ def backup_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "facilities": backup.facilities.order_by("name"),
         "datasets": selectors.dataset_rows(backup),
         "download_count": backup.downloads.count(),
+        "comparisons": selectors.comparisons_of(_user(request), backup),
     }
     return render(request, "backups/detail.html", context)
 

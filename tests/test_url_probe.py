@@ -33,6 +33,7 @@ from django.urls.exceptions import Resolver404
 
 from accounts.models import Notification, User
 from accounts.services import notification_send
+from backups.compare import services as compare_services
 from backups.models import Backup, BackupDownload, BackupSchedule
 from organizations.models import Facility, Organization
 from restores.models import Restore, RestoreUpload
@@ -140,6 +141,17 @@ SITE_TABLE: dict[str, Entry] = {
     "backups:cancel": post_only("backup"),
     "backups:expire": post_only("backup"),
     "backups:verify": post_only("backup"),
+    "backups:compare": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    # the probe's backups are their organization's first: no change summary, back to the details
+    "backups:changes": scoped(
+        "backup",
+        only("owner", "editor", "site_admin", ok=to("backups:detail")),
+        only("other_owner", "site_admin", ok=to("backups:detail")),
+    ),
+    "backups:comparison": scoped("comparison", ACME_BACKUP, OTHER_BACKUP),
+    "backups:comparison_progress": scoped("comparison", ACME_BACKUP, OTHER_BACKUP),
+    "backups:comparison_csv": scoped("comparison", ACME_BACKUP, OTHER_BACKUP),
+    "backups:alert_settings": Entry(only("owner", "admin", "other_owner")),
     "backups:schedules": Entry(only("owner", "admin", "other_owner", "site_admin", others=DENIED)),
     "backups:schedule_create": Entry(only("owner", "admin", "other_owner", "site_admin", others=DENIED)),
     "backups:schedule_edit": scoped(
@@ -354,9 +366,12 @@ def world(tenant) -> World:  # type: ignore[no-untyped-def]  # noqa: F811
         upload = RestoreUpload.objects.create(
             file=backup.file.name, password_wrapped=backup.password_wrapped, uploaded_by=uploader, size=backup.size
         )
+        comparison = compare_services.comparison_request(backup=backup, requested_by=owner)
+        compare_services.comparison_run(comparison=compare_services.comparison_claim(comparison_id=comparison.pk))
         objects[key] = {
             "organization": org,
             "backup": backup,
+            "comparison": comparison,
             "schedule": BackupSchedule.objects.create(organization=org, name="Nightly"),
             "restore": Restore.objects.create(organization=org, backup=backup, requested_by=requester),
             "upload": upload,

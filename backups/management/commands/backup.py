@@ -1,4 +1,5 @@
-"""``manage.py backup``: create, process, list, verify, export and decrypt backups from a shell.
+"""``manage.py backup``: create, process, list, verify, export, decrypt and compare backups from a shell
+(``compare`` lives in ``backups/management/compare_command.py``).
 
 For operators and scripts. ``create`` prints only the new backup's id on stdout, so a script
 can capture it; every refusal is one sentence and a non-zero exit (``CommandError``).
@@ -26,6 +27,7 @@ from accounts.services import audit_log
 from backups import datasets as ds
 from backups import services
 from backups.archive import ArchiveError, ArchiveReader
+from backups.management import compare_command
 from backups.models import Backup
 from backups.verify import archive_limits, backup_verify
 from organizations.models import OrganisationalUnit, Organization
@@ -138,7 +140,7 @@ class _HashingWriter:
 
 class Command(BaseCommand):
     help = (
-        "Create, process, list, verify, export and decrypt backups. "
+        "Create, process, list, verify, export, decrypt and compare backups. "
         "Run `manage.py backup ACTION --help` for the options of one action."
     )
 
@@ -235,8 +237,13 @@ class Command(BaseCommand):
         )
         decrypt.add_argument("--out", required=True, type=Path, metavar="DIR", help="The folder to extract into.")
 
+        compare_command.add_parser(sub, _positive_int)
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"handle_{action}")(**options)
+
+    def handle_compare(self, **options: Any) -> None:
+        compare_command.handle(self, **options)
 
     # ------------------------------------------------------------------------------------ create
 
