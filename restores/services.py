@@ -426,8 +426,9 @@ def _wait_for_backup(backup: Backup, timeout: float) -> Backup:
     return backup
 
 
-def _pre_restore_backup(restore: Restore) -> Backup:
-    """A backup of the organization as it is now (kind pre-restore), run here, synchronously.
+def _pre_restore_backup(restore: Restore, datasets: list[str] | None = None) -> Backup:
+    """A backup of the organization as it is now (kind pre-restore), run here, synchronously
+    (of ``datasets`` only, for a selective restore: the affected scope).
 
     One backup per organization may be pending (a database constraint): a pending one is run
     first (its requester wanted it anyway, and it captures the data before the restore too).
@@ -443,6 +444,7 @@ def _pre_restore_backup(restore: Restore) -> Backup:
                 kind=Backup.Kind.PRE_RESTORE,
                 label=f"Before restore #{restore.pk}",
                 include_inactive=True,
+                datasets=datasets,
                 dispatch=False,
             )
             break
@@ -479,6 +481,10 @@ def restore_run(*, restore: Restore, storage: Storage | None = None) -> Restore:
     with log_context(restore_id=restore.pk):
         if restore.kind == Restore.Kind.IN_PLACE:
             return _run_in_place(restore, storage)
+        if restore.kind == Restore.Kind.SELECTIVE:
+            from restores.selective.services import run_selective
+
+            return run_selective(restore, storage)
         return _run_new_organization(restore, storage)
 
 
