@@ -78,7 +78,7 @@ def selective_restore(request: HttpRequest, backup_pk: int) -> HttpResponse:
         "totals": plan.totals() if plan else {},
         "sections": _sections(plan) if plan else [],
     }
-    return render(request, "restores/selective.html", context, status=200 if not problem else 409)
+    return render(request, "restores/selective.html", context)
 
 
 def _sections(plan: Any) -> list[dict[str, Any]]:
