@@ -76,3 +76,19 @@ def test_access_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-
     assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
     admin = _client(tenant.admin)  # sees the backup (OU roles in both OUs) and may restore
     assert admin.get(url).status_code == 200
+
+
+def test_records_picked_in_the_compare_drill_down_go_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from backups.compare import services as compare
+
+    om.Template.objects.filter(organization=tenant.org, name="Engagement letter").delete()
+    comparison = compare.comparison_request(backup=full_backup, requested_by=tenant.owner)
+    compare.comparison_run(comparison=compare.comparison_claim(comparison_id=comparison.pk))
+    owner = _client(tenant.owner)
+    drill = owner.get(comparison.get_absolute_url(), {"model": "template"})
+    value = drill.content.decode().split('name="records" value="')[1].split('"')[0]
+    assert value.startswith("template:")
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [value]})
+    preview = owner.get(reverse("restores:selective", args=[full_backup.pk]))
+    assert "Engagement letter" in preview.content.decode()
+    assert "1 to re-create" in " ".join(preview.content.decode().split())
