@@ -33,6 +33,7 @@ class Item:
     why: str  # "picked", "needed", "dependant"
     action: str = CREATE
     reason: str = ""
+    label: str = ""  # the model's name, for people ("document version")
 
 
 @dataclass
@@ -194,7 +195,7 @@ def plan_selective(
         items = plan.items.setdefault(spec.key, {})
         titles = _titles(plan, spec, rows, organization)
         for pk, row in sorted(rows.items()):
-            item = Item(spec.key, pk, titles[pk], wanted[spec.key][pk])
+            item = Item(spec.key, pk, titles[pk], wanted[spec.key][pk], label=str(spec.model._meta.verbose_name))
             items[pk] = item
             reason = missing_parent.get(spec.key, {}).get(pk) or _parent_problem(plan, spec, row)
             if reason:
