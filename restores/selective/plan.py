@@ -194,6 +194,7 @@ def plan_selective(
             continue
         items = plan.items.setdefault(spec.key, {})
         titles = _titles(plan, spec, rows, organization)
+        holders = _unique_holders(spec, organization, rows)
         for pk, row in sorted(rows.items()):
             item = Item(spec.key, pk, titles[pk], wanted[spec.key][pk], label=str(spec.model._meta.verbose_name))
             items[pk] = item
@@ -206,7 +207,7 @@ def plan_selective(
                     OVERWRITE if overwrite and _changed(spec, organization, row) else (UNCHANGED if overwrite else LEFT)
                 )
             if item.action in (CREATE, OVERWRITE):
-                _check_unique(plan, spec, organization, item, row, choices, on_conflict, planned_values)
+                _check_unique(plan, spec, organization, item, row, choices, on_conflict, planned_values, holders)
     return plan
 
 
@@ -275,6 +276,25 @@ def _changed(spec: ds.ModelSpec, organization: Organization, row: dict[str, Any]
     return list(live) != wanted
 
 
+def _unique_holders(
+    spec: ds.ModelSpec, organization: Organization, rows: dict[int, dict[str, Any]]
+) -> dict[tuple[str, ...], dict[tuple[Any, ...], set[int]]]:
+    """Per unique constraint: the live rows holding the values these backup rows carry (one
+    query per constraint and chunk, not one per row)."""
+    model = spec.model
+    found: dict[tuple[str, ...], dict[tuple[Any, ...], set[int]]] = {}
+    for fields in unique_fields(model):
+        attnames = [model._meta.get_field(f).attname for f in fields]
+        holders: dict[tuple[Any, ...], set[int]] = {}
+        firsts = sorted({r.get(fields[0]) for r in rows.values() if r.get(fields[0]) is not None}, key=str)
+        for batch in chunks(firsts):
+            qs = org_rows(spec, organization).filter(**{f"{attnames[0]}__in": batch})
+            for pk, *values in qs.values_list("pk", *attnames):
+                holders.setdefault(tuple(values), set()).add(pk)
+        found[fields] = holders
+    return found
+
+
 def _check_unique(
     plan: SelectivePlan,
     spec: ds.ModelSpec,
@@ -284,15 +304,15 @@ def _check_unique(
     choices: Mapping[str, str],
     on_conflict: str,
     planned: dict[str, set[tuple[Any, ...]]],
+    holders: dict[tuple[str, ...], dict[tuple[Any, ...], set[int]]],
 ) -> None:
     model = spec.model
     for fields in unique_fields(model):
         refs = [f for f in fields if f in spec.refs]
         if any(row.get(f) is None or int(row[f]) not in plan.live.get(spec.refs[f], set()) for f in refs):
             continue  # the row goes under a parent that is re-created: no live row can clash
-        lookup = {model._meta.get_field(f).attname if f in refs else f: row.get(f) for f in fields}
-        clash = org_rows(spec, organization).filter(**lookup).exclude(pk=item.pk).exists()
-        values = tuple(row.get(f) for f in fields)
+        values = tuple(int(row[f]) if f in refs else row.get(f) for f in fields)
+        clash = bool(holders.get(fields, {}).get(values, set()) - {item.pk})
         planned.setdefault(spec.key, set())
         if not clash and values not in planned[spec.key]:
             planned[spec.key].add(values)

@@ -136,14 +136,15 @@ def affected_datasets(options: Mapping[str, Any]) -> list[str]:
 
 
 def apply_selective(*, restore: Restore, reader: Any, storage: Storage, result: ImportResult) -> Applied:
-    """Lock the rows, plan again, write; call inside ``transaction.atomic()``."""
+    """Plan, lock the live rows the plan touches or needs, write; call inside
+    ``transaction.atomic()``. A row deleted by someone else between the plan and the lock makes
+    a write fail (a reference to a missing row), which rolls the whole restore back."""
     from restores.services import restore_files_folder
 
     org = restore.organization
     assert org is not None  # noqa: S101 - selective restores always have one
     plan = _plan(org, reader, restore.options)
     lock_rows(org, plan)
-    plan = _plan(org, reader, restore.options)  # the rows as they are now that they are locked
     engine.checkpoint("planned", organization=org)
     return apply_plan(
         organization=org,
