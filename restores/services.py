@@ -152,7 +152,8 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
             carried = 0
             open_request = Restore.objects.filter(organization=org, status=Restore.Status.AWAITING_CODE).first()
             if open_request is not None:
-                if open_request.backup_id == backup.pk and open_request.requested_by_id == user.pk:
+                same = open_request.backup_id == backup.pk and open_request.requested_by_id == user.pk
+                if same and open_request.kind == Restore.Kind.IN_PLACE:
                     _issue_code(open_request, request=request)
                     return open_request
                 latest = open_request.codes.first()
@@ -198,6 +199,11 @@ def restore_resend_code(*, restore: Restore, user: User, request: Any = None) ->
         raise RestoreError("Only the person who asked for this restore can ask for a new code.")
     if restore.status != Restore.Status.AWAITING_CODE:
         raise RestoreError(f"This restore request is {restore.get_status_display().lower()}; no new code can be sent.")
+    if restore.kind == Restore.Kind.SELECTIVE:  # the same request, with its picked records
+        with transaction.atomic():
+            Organization.objects.select_for_update().filter(pk=restore.organization_id).first()
+            _issue_code(restore, request=request)
+        return restore
     return restore_request_code(backup=restore.backup, user=user, request=request)
 
 

@@ -92,3 +92,41 @@ def test_records_picked_in_the_compare_drill_down_go_to_the_preview(tenant, full
     preview = owner.get(reverse("restores:selective", args=[full_backup.pk]))
     assert "Engagement letter" in preview.content.decode()
     assert "1 to re-create" in " ".join(preview.content.decode().split())
+
+
+def test_a_new_code_keeps_the_selection_and_a_failure_changes_nothing(tenant, full_backup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from restores import engine
+    from restores.selective.services import selection_options
+    from tests.restores.conftest import media_listing
+    from tests.restores.inplace_helpers import rows_by_key
+
+    template = om.Template.objects.get(organization=tenant.org, name="Engagement letter")
+    template_pk = template.pk
+    template.delete()
+    owner = _client(tenant.owner)
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template_pk}"]})
+    owner.post(reverse("restores:selective", args=[full_backup.pk]), {})
+    restore = Restore.objects.get(kind=Restore.Kind.SELECTIVE)
+    owner.post(reverse("restores:resend", args=[restore.pk]))
+    assert Restore.objects.get(pk=restore.pk).codes.count() == 2
+    assert Restore.objects.filter(status=Restore.Status.AWAITING_CODE).get().pk == restore.pk  # still selective
+    owner.post(reverse("restores:confirm", args=[restore.pk]), {"code": last_code(), "password": DEMO_PASSWORD})
+    assert restore.options == selection_options(
+        picks={"template": {template_pk}}, with_dependants=False, overwrite=False
+    )
+
+    before, files = rows_by_key(tenant.org), media_listing()
+
+    def fail(stage: str, **info: object) -> None:
+        if stage == "imported":
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(engine, "checkpoint", fail)
+    done = run(Restore.objects.get(pk=restore.pk))
+    assert done.status == Restore.Status.FAILED
+    assert "unexpected error" in done.failure_reason
+    after = rows_by_key(tenant.org)
+    assert after == before
+    assert not om.Template.objects.filter(pk=template_pk).exists()
+    assert {k: v for k, v in media_listing().items() if f"restore-{done.pk}" in k} == {}
+    assert set(media_listing()) - set(files) <= {k for k in media_listing() if k.startswith("backups/")}
