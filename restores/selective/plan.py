@@ -180,6 +180,7 @@ def plan_selective(
                 continue
             # A required parent of a model that is not in the backup (an OU of a partial backup).
             live = _live_keys(_spec_of(target), organization, {int(r[name]) for r in rows.values() if r.get(name)})
+            plan.live[target] = plan.live.get(target, set()) | live
             for pk, row in rows.items():
                 if row.get(name) is not None and int(row[name]) not in live:
                     missing_parent.setdefault(spec.key, {})[pk] = (

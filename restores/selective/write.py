@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.files.storage import Storage
 
+from backups import datasets as ds
 from backups.archive.manifest import parse_members
 from backups.importer import ImportResult
 from organizations.models import Organization
@@ -63,6 +64,10 @@ def apply_plan(
         model_plan.backup_pks = {pk for pk, item in plan.items.get(spec.key, {}).items() if item.action != SKIP}
         model_plan.external_live = set(plan.live.get(spec.key, set()))
         plans[spec.key] = model_plan
+    for key, live in plan.live.items():  # parents of models the backup does not hold
+        if key not in plans:
+            dataset, spec = next((d.key, m) for d in ds.REGISTRY.values() for m in d.models if m.key == key)
+            plans[key] = ModelPlan(dataset=dataset, spec=spec, external_live=set(live))
     writer = Writer(
         organization=organization,
         reader=engine._Progress(reader),
