@@ -154,6 +154,7 @@ def browse_record(request: HttpRequest, pk: int, model: str, record: int) -> Htt
         backup,
         spec=spec,
         label=reading.model_label(spec),
+        single=reading.record_label(spec),
         row=row,
         title=title,
         fields=reading.field_rows(spec, row),

@@ -270,7 +270,7 @@ def related(reader: Any, spec: ds.ModelSpec, row: dict[str, Any]) -> tuple[list[
             find_row(reader, dataset, target_spec, int(value)) if member_of(dataset, target_spec) in present else None
         )
         records = [Record(int(value), full_titles(reader, target_spec, [found])[0], found)] if found else []
-        label = str(spec.model._meta.get_field(name).verbose_name).capitalize()
+        label = _field_label(spec, name)
         parents.append(Related(target, model_label(target_spec), label, records))
     children: list[Related] = []
     pk = int(row["id"])
@@ -292,6 +292,16 @@ def related(reader: Any, spec: ds.ModelSpec, row: dict[str, Any]) -> tuple[list[
             label = str(child.model._meta.get_field(name).verbose_name)
             children.append(Related(child.key, model_label(child), label, records, more))
     return parents, children
+
+
+def _field_label(spec: ds.ModelSpec, name: str) -> str:
+    label = str(spec.model._meta.get_field(name).verbose_name)
+    return label.upper() if len(label) <= 3 else label.capitalize()  # "OU", not "Ou"
+
+
+def record_label(spec: ds.ModelSpec) -> str:
+    """The model's singular name ("Client", "Document version")."""
+    return str(spec.model._meta.verbose_name).capitalize() if spec.key != "profile" else "Profile"
 
 
 def field_rows(spec: ds.ModelSpec, row: dict[str, Any]) -> list[tuple[str, Any]]:
