@@ -69,7 +69,8 @@ def test_access_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-
     assert _client(tenant.other_owner).post(url, {}).status_code == 404
     assert _client(tenant.member).get(url).status_code == 404
     editor = _client(tenant.editor)  # sees the backup, may not restore the organization
-    editor.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": ["template:1"]})
+    template = om.Template.objects.filter(organization=tenant.org).first()
+    editor.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
     page = editor.get(url)
     assert page.status_code == 200 and b"not-allowed" in page.content
     editor.post(url, {})
