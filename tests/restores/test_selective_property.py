@@ -12,13 +12,14 @@ profile ``HYPOTHESIS_PROFILE`` (``ci``: 200, default; ``long``: 5,000)::
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 from typing import Any
 
 import pytest
 from django.db import transaction
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from backups import datasets as ds
@@ -104,6 +105,25 @@ def mutate_version(document: om.ControlledDocument, number: int, seed: int) -> N
     _version(document, number, seed)
 
 
+def touch_rows(spec: ds.ModelSpec, organization: Any, pks: set[int]) -> None:
+    """Change a plain text (or JSON) field of these rows, if they still exist."""
+    from django.db import models
+
+    from restores.inplace.plan import org_rows, unique_fields
+
+    unique = {f for fields in unique_fields(spec.model) for f in fields}
+    for name in spec.fields:
+        fld = spec.model._meta.get_field(name)
+        if name in unique or getattr(fld, "choices", None):
+            continue
+        if isinstance(fld, models.CharField | models.TextField):
+            org_rows(spec, organization).filter(pk__in=pks).update(**{name: f"Touched {next(fresh)}"})
+            return
+        if isinstance(fld, models.JSONField):
+            org_rows(spec, organization).filter(pk__in=pks).update(**{name: {"touched": next(fresh)}})
+            return
+
+
 def backup_rows(backup: Any) -> dict[str, dict[int, dict[str, Any]]]:
     with engine.open_backup(backup) as reader:
         return {
@@ -142,6 +162,8 @@ def test_a_selective_restore_changes_exactly_the_planned_records(tenant) -> None
     backup = make_backup(tenant.org, tenant.owner)
     in_backup = backup_rows(backup)
 
+    seen: collections.Counter[str] = collections.Counter()
+
     @settings(settings.get_profile(PROFILE))
     @given(
         chosen=picks,
@@ -149,8 +171,16 @@ def test_a_selective_restore_changes_exactly_the_planned_records(tenant) -> None
         with_dependants=st.booleans(),
         overwrite=st.booleans(),
         suffix=st.booleans(),
+        touch=st.booleans(),
     )
-    def example(chosen: list[tuple[str, int]], mutations: list, with_dependants: bool, overwrite: bool, suffix: bool):  # type: ignore[no-untyped-def]
+    def example(
+        chosen: list[tuple[str, int]],
+        mutations: list,
+        with_dependants: bool,
+        overwrite: bool,
+        suffix: bool,
+        touch: bool,
+    ):  # type: ignore[no-untyped-def]
         savepoint = transaction.savepoint()
         try:
             for kind, a, b in mutations:
@@ -162,6 +192,9 @@ def test_a_selective_restore_changes_exactly_the_planned_records(tenant) -> None
                     selection.setdefault(key, set()).add(pks[index % len(pks)])
             if not selection:
                 return
+            if touch:  # change the picked records that still exist, so overwriting has work to do
+                for key, pks in selection.items():
+                    touch_rows(_spec(key), tenant.org, pks)
             before = rows_by_key(tenant.org)
             other_before = rows_by_key(tenant.other_org)
             applied = restore_selected(
@@ -174,6 +207,11 @@ def test_a_selective_restore_changes_exactly_the_planned_records(tenant) -> None
             after = rows_by_key(tenant.org)
             assert rows_by_key(tenant.other_org) == other_before
             plan = applied.plan
+            event(f"conflicts: {'yes' if plan.conflicts else 'no'}")
+            seen["examples"] += 1
+            seen["conflicts"] += bool(plan.conflicts)
+            for action, n in plan.totals().items():
+                seen[action] += bool(n)
             assert not any(applied.new_keys.values()), "keys are free in one database: originals come back"
             written: dict[str, set[int]] = {}
             for item in plan.all_items():
@@ -205,3 +243,4 @@ def test_a_selective_restore_changes_exactly_the_planned_records(tenant) -> None
             tenant.org.refresh_from_db()
 
     example()
+    print("examples with:", dict(seen))  # shown with -s: how often each case came up
