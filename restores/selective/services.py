@@ -143,6 +143,18 @@ def apply_selective(*, restore: Restore, reader: Any, storage: Storage, result: 
 
     org = restore.organization
     assert org is not None  # noqa: S101 - selective restores always have one
+    # Waits for an in-place restore of the organization (it holds this row) and refuses while
+    # one runs; users' own changes do not wait on this row.
+    busy = (
+        Organization.objects.select_for_update(no_key=True)
+        .filter(pk=org.pk)
+        .values_list("maintenance_since", flat=True)
+        .first()
+    )
+    if busy is not None:
+        raise engine.RestoreRefused(
+            "The organization is being restored in place; nothing was changed. Try again when that has finished."
+        )
     plan = _plan(org, reader, restore.options)
     lock_rows(org, plan)
     engine.checkpoint("planned", organization=org)

@@ -72,3 +72,23 @@ def test_a_taken_reference_is_a_conflict_skipped_or_suffixed(tenant) -> None:  #
     back = om.ControlledDocument.objects.get(pk=doc.pk)
     assert back.reference == "A0-2-restored"
     assert back.versions.count() == 1
+
+
+def test_refused_while_the_organization_is_restored_in_place(tenant) -> None:  # noqa: F811
+    from django.core.files.storage import default_storage
+    from django.db import transaction
+    from django.utils import timezone
+
+    from backups.importer import ImportResult
+    from restores import engine
+    from restores.models import Restore
+    from restores.selective.services import apply_selective, selection_options
+
+    backup = make_backup(tenant.org, tenant.owner)
+    om.Organization.objects.filter(pk=tenant.org.pk).update(maintenance_since=timezone.now())
+    template = om.Template.objects.get(organization=tenant.org)
+    options = selection_options(picks={"template": {template.pk}}, with_dependants=False, overwrite=True)
+    restore = Restore(kind=Restore.Kind.SELECTIVE, organization=tenant.org, backup=backup, options=options, pk=1)
+    refused = pytest.raises(engine.RestoreRefused, match="being restored in place")
+    with engine.open_backup(backup) as reader, transaction.atomic(), refused:
+        apply_selective(restore=restore, reader=reader, storage=default_storage, result=ImportResult())
