@@ -128,8 +128,10 @@ def _child_main(kind: str, backup_id: int) -> None:
     if kind == "in_place":
         pre = done.pre_restore_backup
         out["pre_restore_s"] = (pre.completed_at - pre.started_at).total_seconds() if pre else 0.0
-        out["delete_s"] = marks.get("deleted", start) - marks.get("begin", start)
-        out["import_s"] = marks.get("imported", start) - marks.get("deleted", start)
+        # Scope-exact: the plan (read-only: keys, scope, unique values), then the writes
+        # (updates, re-creations, deletions last).
+        out["delete_s"] = marks.get("planned", start) - marks.get("begin", start)
+        out["import_s"] = marks.get("imported", start) - marks.get("planned", start)
         out["commit_s"] = (start + total) - marks.get("finalize", start + total)
     else:
         out["import_s"] = marks.get("imported", start) - marks.get("after_create", start)
@@ -213,7 +215,7 @@ def report(r: dict[str, Any]) -> str:
         f"Tenant: {r['versions']} document versions, {corpus:,.0f} MB of files; archive {r['archive_mb']:,.0f} MB "
         f"(seeded in {r['seed_s']:.0f} s, backed up in {r['backup_s']:.1f} s).",
         "",
-        "| restore | status | total s | verify s | pre-restore backup s | delete s | import s | rows | files "
+        "| restore | status | total s | verify s | pre-restore backup s | plan s | write s | rows | files "
         "| MB/s (total) | MB/s (import) | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| in place | {ip['status']} | {ip['total_s']:.1f} | {ip['verify_s']:.1f} | {ip['pre_restore_s']:.1f} | "

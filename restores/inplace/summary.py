@@ -105,7 +105,8 @@ def restore_summary(backup: Backup) -> list[dict[str, Any]]:
             if not (now or in_backup):
                 sentence = f"{plural}: none in the backup, none in its scope now."
             else:
-                sentence = f"{plural}: {in_backup} in the backup replace the {now} in its scope now"
+                verb = "replaces" if in_backup == 1 else "replace"
+                sentence = f"{plural}: {in_backup} in the backup {verb} the {now} in its scope now"
                 if now > in_backup:
                     sentence += f"; at least {now - in_backup} added since will be removed"
                 elif in_backup > now:

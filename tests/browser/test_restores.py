@@ -102,7 +102,10 @@ def test_in_place_restore_with_the_code_from_the_owners_mailbox(tenant, full_bac
     status = page.get_by_test_id("restore-status")
     status.wait_for()
     assert status.inner_text() == "Completed"
-    assert "The organization's data is now the backup's." in page.get_by_test_id("restore-result").inner_text()
+    assert (
+        "Inside the backup's scope the organization's data is now the backup's"
+        in page.get_by_test_id("restore-result").inner_text()
+    )
     screenshot(page, "restore-completed")
     assert page.get_by_test_id("maintenance-banner").count() == 0
     tenant.org.refresh_from_db()

@@ -278,15 +278,22 @@ def test_worker_killed_mid_upload_is_failed_by_the_sweep_and_leaves_no_object_or
 
 
 def _restore_setup(stack: Stack, tenant: Any) -> tuple[Backup, dict[str, Any], WebClient]:  # noqa: F811
-    """A completed full backup of a tenant whose import takes a while (40 files), then a change
+    """A completed full backup of a tenant whose import takes a while (40 files of 256 KiB), then changes
     the restore would take back. Returns the backup, the state at backup time and the Owner's
     client."""
     org = tenant.org
     for i in range(40):
-        add_document(org, tenant.ou_a, f"BULK-{i:02d}", content=os.urandom(64 * KIB))
+        add_document(org, tenant.ou_a, f"BULK-{i:02d}", content=os.urandom(256 * KIB))
     backup = make_backup(org, tenant.owner)
     at_backup = snapshot(org)
     om.Template.objects.create(organization=org, name="Written after the backup")
+    # The bulk documents removed since, files and all: the scope-exact restore stores only the
+    # files of rows it re-creates or changes, so these make its import store files.
+    bulk = om.DocumentVersion.objects.filter(document__organization=org, document__reference__startswith="BULK-")
+    names = list(bulk.values_list("file", flat=True))
+    om.ControlledDocument.objects.filter(organization=org, reference__startswith="BULK-").delete()
+    for name in names:
+        default_storage.delete(name)
     owner = stack.client()
     owner.login(tenant.owner.email, DEMO_PASSWORD)
     return backup, at_backup, owner

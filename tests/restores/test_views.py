@@ -31,7 +31,7 @@ def test_the_warning_page_says_what_is_replaced_and_what_stays(tenant, full_back
     assert response.status_code == 200
     text = " ".join(response.content.decode().split())
     assert "This replaces what the backup holds, and nothing else" in text and "Send code to the Owner" in text
-    assert "Templates: 1 in the backup replace the 2 in its scope now; at least 1 added since will be removed" in text
+    assert "Templates: 1 in the backup replaces the 2 in its scope now; at least 1 added since will be removed" in text
     assert "Controlled documents: 6 in the backup replace the 6 in its scope now" in text
     assert "Facilities: none in the backup, none in its scope now." in text
 
