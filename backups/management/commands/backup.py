@@ -27,6 +27,7 @@ from accounts.services import audit_log
 from backups import datasets as ds
 from backups import services
 from backups.archive import ArchiveError, ArchiveReader
+from backups.compare.services import comparisons_process
 from backups.management import compare_command
 from backups.models import Backup
 from backups.verify import archive_limits, backup_verify
@@ -354,6 +355,10 @@ class Command(BaseCommand):
         for backup in ran:
             reason = f": {backup.failure_reason}" if backup.status == Backup.Status.FAILED else ""
             self.stdout.write(f"{backup.pk}  {backup.organization.slug}  {backup.status}{reason}")
+        # The change summaries those backups queued (and any comparison left waiting).
+        compared = comparisons_process()
+        if compared:
+            self.stdout.write(f"Processed {compared} comparison(s).")
         failed = sum(1 for b in ran if b.status == Backup.Status.FAILED)
         if failed:
             raise CommandError(f"{failed} of {done} backup(s) failed.")
