@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import User
 from accounts.permissions import is_owner, is_owner_or_admin
+from backups.browse import selection
 from backups.compare import services
 from backups.compare.alerts import alert_settings, model_label
 from backups.compare.display import summary_rows
@@ -118,6 +119,9 @@ def comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
             request.GET.get("page")
         )
         context["query"] = urlencode({k: v for k, v in (("model", model), ("kind", kind), ("q", query)) if v})
+        # Records of the backup (removed or changed since) can be picked for a selective restore.
+        context["pickable"] = comparison.with_now and model in selection.SELECTABLE
+        context["picked"] = selection.count(request.session, comparison.earlier_id)
     return render(request, "backups/comparison.html", context)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import compare_views, schedule_views, views
+from backups import browse_views, compare_views, schedule_views, views
 
 app_name = "backups"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.backup_cancel_view, name="cancel"),
     path("<int:pk>/expire/", views.backup_expire_view, name="expire"),
     path("<int:pk>/verify/", views.backup_verify_view, name="verify"),
+    path("<int:pk>/browse/", browse_views.browse_index, name="browse"),
+    path("<int:pk>/browse/select/", browse_views.browse_select, name="browse_select"),
+    path("<int:pk>/browse/<slug:model>/", browse_views.browse_model, name="browse_model"),
+    path("<int:pk>/browse/<slug:model>/<int:record>/", browse_views.browse_record, name="browse_record"),
+    path("<int:pk>/browse/<slug:model>/<int:record>/file/", browse_views.browse_file, name="browse_file"),
     path("<int:pk>/compare/", compare_views.compare_start, name="compare"),
     path("<int:pk>/changes/", compare_views.backup_changes, name="changes"),
     path("comparisons/<int:pk>/", compare_views.comparison_detail, name="comparison"),

@@ -26,7 +26,9 @@ class RestoreQuerySet(models.QuerySet["Restore"]):
         managed = Membership.objects.filter(user=user, role__in=(Membership.Role.OWNER, Membership.Role.ADMIN)).values(
             "organization_id"
         )
-        visible = Q(requested_by=user) | Q(kind=Restore.Kind.IN_PLACE, organization_id__in=managed)
+        visible = Q(requested_by=user) | Q(
+            kind__in=(Restore.Kind.IN_PLACE, Restore.Kind.SELECTIVE), organization_id__in=managed
+        )
         if user.is_site_admin:
             visible |= Q(kind=Restore.Kind.NEW_ORGANIZATION)
         return self.filter(visible)
@@ -37,12 +39,15 @@ class Restore(models.Model):
 
     In place: ``awaiting_code`` → ``queued`` (code and password accepted) → ``running`` →
     ``completed`` | ``failed``; ``awaiting_code`` → ``locked`` (too many wrong entries) |
-    ``cancelled``. Into a new organization: created ``queued`` by the wizard.
+    ``cancelled``. Selective (picked records of a backup, merged into the live organization):
+    the same states and code; its selection is in ``options``. Into a new organization:
+    created ``queued`` by the wizard.
     """
 
     class Kind(models.TextChoices):
         IN_PLACE = "in_place", "In place"
         NEW_ORGANIZATION = "new_organization", "Into a new organization"
+        SELECTIVE = "selective", "Selected records"
 
     class Status(models.TextChoices):
         AWAITING_CODE = "awaiting_code", "Waiting for the Owner's code"
@@ -70,7 +75,11 @@ class Restore(models.Model):
     )
     requested_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     attempts = models.PositiveIntegerField(default=0, help_text="Wrong code or password entries.")
-    options = models.JSONField(default=dict, blank=True, help_text="Wizard: the new organization's profile.")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Wizard: the new organization's profile. Selective: the picked records and the choices.",
+    )
     pre_restore_backup = models.ForeignKey(
         "backups.Backup", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

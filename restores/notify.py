@@ -96,7 +96,9 @@ def notify_finished(restore: Restore) -> None:
     ok = restore.status == Restore.Status.COMPLETED
     context = _context(restore, ok=ok)
     target = restore.organization
-    if restore.kind == Restore.Kind.IN_PLACE:
+    if restore.kind == Restore.Kind.SELECTIVE:
+        title = f"Restore of selected records of {target} {'completed' if ok else 'failed'}"
+    elif restore.kind == Restore.Kind.IN_PLACE:
         title = f"Restore of {target} {'completed' if ok else 'failed'}"
     else:
         title = f"Restore into a new organization {'completed' if ok else 'failed'}"

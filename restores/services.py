@@ -159,7 +159,8 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
             carried = 0
             open_request = Restore.objects.filter(organization=org, status=Restore.Status.AWAITING_CODE).first()
             if open_request is not None:
-                if open_request.backup_id == backup.pk and open_request.requested_by_id == user.pk:
+                same = open_request.backup_id == backup.pk and open_request.requested_by_id == user.pk
+                if same and open_request.kind == Restore.Kind.IN_PLACE:
                     _issue_code(open_request, request=request)
                     return open_request
                 latest = open_request.codes.first()
@@ -205,6 +206,11 @@ def restore_resend_code(*, restore: Restore, user: User, request: Any = None) ->
         raise RestoreError("Only the person who asked for this restore can ask for a new code.")
     if restore.status != Restore.Status.AWAITING_CODE:
         raise RestoreError(f"This restore request is {restore.get_status_display().lower()}; no new code can be sent.")
+    if restore.kind == Restore.Kind.SELECTIVE:  # the same request, with its picked records
+        with transaction.atomic():
+            Organization.objects.select_for_update().filter(pk=restore.organization_id).first()
+            _issue_code(restore, request=request)
+        return restore
     return restore_request_code(backup=restore.backup, user=user, request=request)
 
 
@@ -441,8 +447,9 @@ def _wait_for_backup(backup: Backup, timeout: float) -> Backup:
     return backup
 
 
-def _pre_restore_backup(restore: Restore) -> Backup:
-    """A backup of the organization as it is now (kind pre-restore), run here, synchronously.
+def _pre_restore_backup(restore: Restore, datasets: list[str] | None = None) -> Backup:
+    """A backup of the organization as it is now (kind pre-restore), run here, synchronously
+    (of ``datasets`` only, for a selective restore: the affected scope).
 
     One backup per organization may be pending (a database constraint): a pending one is run
     first (its requester wanted it anyway, and it captures the data before the restore too).
@@ -458,6 +465,7 @@ def _pre_restore_backup(restore: Restore) -> Backup:
                 kind=Backup.Kind.PRE_RESTORE,
                 label=f"Before restore #{restore.pk}",
                 include_inactive=True,
+                datasets=datasets,
                 dispatch=False,
             )
             break
@@ -498,6 +506,10 @@ def restore_run(*, restore: Restore, storage: Storage | None = None) -> Restore:
     ):
         if restore.kind == Restore.Kind.IN_PLACE:
             return _run_in_place(restore, storage)
+        if restore.kind == Restore.Kind.SELECTIVE:
+            from restores.selective.services import run_selective
+
+            return run_selective(restore, storage)
         return _run_new_organization(restore, storage)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from restores import views, wizard, wizard_steps
+from restores import selective_views, views, wizard, wizard_steps
 
 app_name = "restores"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     # In place, guarded by the Owner's code. The Account Backups list links to restores:start.
     path("backup/<int:backup_pk>/", views.restore_start, name="start"),
     path("backup/<int:backup_pk>/verify/", views.backup_verify, name="verify"),
+    path("backup/<int:backup_pk>/selective/", selective_views.selective_restore, name="selective"),
     path("<int:pk>/", views.restore_detail, name="detail"),
     path("<int:pk>/confirm/", views.restore_confirm, name="confirm"),
     path("<int:pk>/resend/", views.restore_resend, name="resend"),

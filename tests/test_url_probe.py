@@ -35,10 +35,10 @@ from accounts.models import Notification, User
 from accounts.services import notification_send
 from backups.compare import services as compare_services
 from backups.models import Backup, BackupDownload, BackupSchedule, StorageFinding
-from organizations.models import Facility, Organization
+from organizations.models import DocumentVersion, Facility, Organization
 from restores.models import Restore, RestoreUpload
 from tests import factories as f
-from tests.backups.conftest import tenant  # noqa: F401 - the filled-in organization, reused
+from tests.backups.conftest import add_document, tenant  # noqa: F401 - the filled-in organization, reused
 from tests.restores.conftest import make_backup
 
 pytestmark = pytest.mark.django_db
@@ -143,6 +143,12 @@ SITE_TABLE: dict[str, Entry] = {
     "backups:expire": post_only("backup"),
     "backups:verify": post_only("backup"),
     "backups:compare": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    # browsing a backup: whoever sees the backup; picking records is a POST
+    "backups:browse": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    "backups:browse_model": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    "backups:browse_record": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    "backups:browse_file": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
+    "backups:browse_select": post_only("backup"),
     # the probe's backups are their organization's first: no change summary, back to the details
     "backups:changes": scoped(
         "backup",
@@ -166,6 +172,8 @@ SITE_TABLE: dict[str, Entry] = {
         only("other_owner", site_admin=DENIED),
     ),
     "restores:verify": post_only("backup"),
+    # the selective restore's preview: whoever sees the backup (restoring is checked on POST)
+    "restores:selective": scoped("backup", ACME_BACKUP, OTHER_BACKUP),
     # acme's request was made by its Admin; in-place restores are not shown to Site Admins
     "restores:detail": scoped("restore", only("owner", "admin"), only("other_owner")),
     "restores:confirm": post_only("restore"),
@@ -359,6 +367,7 @@ def world(tenant) -> World:  # type: ignore[no-untyped-def]  # noqa: F811
     f.SubscriptionFactory(organization=cast.other_org)
     _logo(cast.other_org)  # tenant gave acme its logo
     other_site_admin = f.UserFactory(email="site-admin-2@platform.test", is_site_admin=True)
+    add_document(cast.other_org, cast.other_org.ous.first(), "OTH-1")  # a file to browse in its backup
     objects: dict[str, dict[str, Any]] = {}
     for key, org, owner, requester, uploader in (
         ("acme", cast.org, cast.owner, cast.admin, cast.site_admin),
@@ -377,6 +386,7 @@ def world(tenant) -> World:  # type: ignore[no-untyped-def]  # noqa: F811
             "schedule": BackupSchedule.objects.create(organization=org, name="Nightly"),
             "restore": Restore.objects.create(organization=org, backup=backup, requested_by=requester),
             "upload": upload,
+            "version": DocumentVersion.objects.filter(document__organization=org).order_by("pk").first(),
         }
     # A row for every model the admin lists, so its change, history and delete pages render.
     Facility.objects.create(organization=cast.org, name="Head office", code="HQ")
@@ -390,6 +400,14 @@ def world(tenant) -> World:  # type: ignore[no-untyped-def]  # noqa: F811
     return World(cast=cast, operator=operator, objects=objects)
 
 
+# URLs with more than the object's key: the rest, from the variant's objects.
+EXTRA_PARAMS: dict[str, Any] = {
+    "backups:browse_model": lambda objects: {"model": "client"},
+    "backups:browse_record": lambda objects: {"model": "document_version", "record": objects["version"].pk},
+    "backups:browse_file": lambda objects: {"model": "document_version", "record": objects["version"].pk},
+}
+
+
 def fill(pattern: Pattern, entry: Entry, world: World, variant: str) -> str:
     """The path of a site URL with its parameters filled from ``variant``'s object."""
     if not pattern.params:
@@ -397,6 +415,8 @@ def fill(pattern: Pattern, entry: Entry, world: World, variant: str) -> str:
         return reverse(pattern.key)
     assert entry.obj is not None, f"{pattern.key} takes {pattern.params}: say in the table which object fills them"
     obj = world.objects[variant][entry.obj]
+    if pattern.key in EXTRA_PARAMS:
+        return reverse(pattern.key, kwargs={"pk": obj.pk, **EXTRA_PARAMS[pattern.key](world.objects[variant])})
     (param,) = pattern.params
     value = obj.slug if param == "slug" else obj.pk
     return reverse(pattern.key, kwargs={param: value})
@@ -552,7 +572,7 @@ def _csrf_actor(key: str, entry: Entry) -> str:
 def test_no_url_takes_a_post_without_the_csrf_token(world: World) -> None:
     """Every URL, the POST-only ones first among them, refuses a POST without the token (403)
     and changes nothing; the wizard's upload, exempt for its streaming upload handler, too."""
-    assert len(POST_ONLY_URLS) == 12, POST_ONLY_URLS
+    assert len(POST_ONLY_URLS) == 13, POST_ONLY_URLS
     table = {**SITE_TABLE, **admin_table()}
     clients = world.clients(enforce_csrf_checks=True)
     before = _snapshot()
@@ -576,7 +596,7 @@ def test_post_only_urls_are_404_for_another_organizations_user(world: World) -> 
     client = world.clients()["other_owner"]
     before = _snapshot()
     keys = [k for k in POST_ONLY_URLS if SITE_TABLE.get(k, Entry({})).obj is not None]
-    assert len(keys) == 8, keys
+    assert len(keys) == 9, keys
     for key in keys:
         response = client.post(_post_only_path(key, world), {"code": "12345678", "password": f.DEMO_PASSWORD})
         assert response.status_code == 404, (key, response.status_code)

@@ -10,6 +10,7 @@ committed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,7 +197,17 @@ class Writer:
     # ------------------------------------------------------------------------------------------
     # Plain rows
 
-    def plain(self, dataset: str, spec: ds.ModelSpec) -> int:
+    def plain(
+        self,
+        dataset: str,
+        spec: ds.ModelSpec,
+        *,
+        only: Mapping[int, Mapping[str, Any]] | None = None,
+        overwrite: bool = True,
+    ) -> int:
+        """Apply the backup's rows of ``spec``: every row (the scope-exact restore), or with
+        ``only`` just those keys, each with its values replaced by the mapping's (a selective
+        restore's suffixed unique values); ``overwrite`` False leaves rows that exist alone."""
         plan = self.plans[spec.key]
         counts = self.counts.setdefault(spec.key, Counts())
         model = spec.model
@@ -207,7 +218,10 @@ class Writer:
         columns = ["pk", *spec.fields, *attnames.values(), *users.values(), *spec.files]
         mine = org_rows(spec, self.organization)
         total = 0
-        for batch in chunks(stream_rows(self.reader, member_of(dataset, spec))):
+        rows = stream_rows(self.reader, member_of(dataset, spec))
+        if only is not None:
+            rows = ({**row, **only[int(row["id"])]} for row in rows if int(row["id"]) in only)
+        for batch in chunks(rows):
             pks = [int(row["id"]) for row in batch]
             live = {v[0]: dict(zip(columns, v, strict=True)) for v in mine.filter(pk__in=pks).values_list(*columns)}
             new_objects: list[models.Model] = []
@@ -234,6 +248,9 @@ class Writer:
                         wanted["organization"] = self.organization
                     new_objects.append(model(**wanted))
                     olds.append(pk)
+                    continue
+                if not overwrite:
+                    counts.unchanged += 1
                     continue
                 changes = {k: v for k, v in wanted.items() if current[k] != v}
                 for name, column in users.items():

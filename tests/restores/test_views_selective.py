@@ -1,0 +1,133 @@
+"""Selective restore pages: pick in the browse pages, preview, ask for the Owner's code, enter
+it, the worker restores exactly the picked records; owner, allowed user, other org, anonymous."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import AuditLog
+from organizations import models as om
+from restores.models import Restore
+from tests.factories import DEMO_PASSWORD
+from tests.restores.conftest import last_code, run
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_owner_picks_previews_confirms_and_gets_the_records_back(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    matter = om.Matter.objects.get(organization=tenant.org, reference="M-0")
+    client_pk = matter.client_id
+    om.TimeEntry.objects.filter(matter__client_id=client_pk).delete()
+    om.Payment.objects.filter(invoice__client_id=client_pk).delete()
+    om.Invoice.objects.filter(client_id=client_pk).delete()
+    om.Matter.objects.filter(client_id=client_pk).delete()
+    om.Client.objects.filter(pk=client_pk).delete()
+    om.Template.objects.create(organization=tenant.org, name="Made after the backup")
+
+    owner = _client(tenant.owner)
+    select = reverse("backups:browse_select", args=[full_backup.pk])
+    owner.post(select, {"records": [f"client:{client_pk}"]})
+    url = reverse("restores:selective", args=[full_backup.pk])
+    page = owner.get(url, {"with_dependants": "1"})
+    text = " ".join(page.content.decode().split())
+    assert "Will be re-created" in text and "M-0" in text and "INV-0" in text
+
+    response = owner.post(url, {"with_dependants": "1"})
+    restore = Restore.objects.get(kind=Restore.Kind.SELECTIVE)
+    assert response.status_code == 302 and response["Location"] == restore.get_absolute_url()
+    assert restore.options["records"] == {"client": [client_pk]}
+    confirm = owner.post(
+        reverse("restores:confirm", args=[restore.pk]), {"code": last_code(), "password": DEMO_PASSWORD}
+    )
+    assert confirm.status_code == 302
+    restore = run(Restore.objects.get(pk=restore.pk))
+    assert restore.status == Restore.Status.COMPLETED, restore.failure_reason
+    assert om.Matter.objects.filter(pk=matter.pk, client_id=client_pk).exists()
+    assert om.Template.objects.filter(name="Made after the backup").exists()
+    assert restore.pre_restore_backup is not None
+    assert set(restore.pre_restore_backup.datasets) >= {"clients", "billing"}
+    assert "documents" not in restore.pre_restore_backup.datasets
+    audit = AuditLog.objects.get(action="restore.complete", object_id=str(restore.pk))
+    assert {r["model"] for r in audit.details["records"]} >= {"client", "matter", "invoice", "time_entry"}
+    detail = owner.get(restore.get_absolute_url())
+    assert b"The picked records are back" in detail.content
+
+
+def test_access_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("restores:selective", args=[full_backup.pk])
+    assert _client(None).get(url).status_code == 302
+    assert _client(tenant.other_owner).get(url).status_code == 404
+    assert _client(tenant.other_owner).post(url, {}).status_code == 404
+    assert _client(tenant.member).get(url).status_code == 404
+    editor = _client(tenant.editor)  # sees the backup, may not restore the organization
+    template = om.Template.objects.filter(organization=tenant.org).first()
+    editor.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
+    page = editor.get(url)
+    assert page.status_code == 200 and b"not-allowed" in page.content
+    editor.post(url, {})
+    assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
+    admin = _client(tenant.admin)  # sees the backup (OU roles in both OUs) and may restore
+    assert admin.get(url).status_code == 200
+
+
+def test_records_picked_in_the_compare_drill_down_go_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from backups.compare import services as compare
+
+    om.Template.objects.filter(organization=tenant.org, name="Engagement letter").delete()
+    comparison = compare.comparison_request(backup=full_backup, requested_by=tenant.owner)
+    compare.comparison_run(comparison=compare.comparison_claim(comparison_id=comparison.pk))
+    owner = _client(tenant.owner)
+    drill = owner.get(comparison.get_absolute_url(), {"model": "template"})
+    value = drill.content.decode().split('name="records" value="')[1].split('"')[0]
+    assert value.startswith("template:")
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [value]})
+    preview = owner.get(reverse("restores:selective", args=[full_backup.pk]))
+    assert "Engagement letter" in preview.content.decode()
+    assert "1 to re-create" in " ".join(preview.content.decode().split())
+
+
+def test_a_new_code_keeps_the_selection_and_a_failure_changes_nothing(tenant, full_backup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from restores import engine
+    from restores.selective.services import selection_options
+    from tests.restores.conftest import media_listing
+    from tests.restores.inplace_helpers import rows_by_key
+
+    template = om.Template.objects.get(organization=tenant.org, name="Engagement letter")
+    template_pk = template.pk
+    template.delete()
+    owner = _client(tenant.owner)
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template_pk}"]})
+    owner.post(reverse("restores:selective", args=[full_backup.pk]), {})
+    restore = Restore.objects.get(kind=Restore.Kind.SELECTIVE)
+    owner.post(reverse("restores:resend", args=[restore.pk]))
+    assert Restore.objects.get(pk=restore.pk).codes.count() == 2
+    assert Restore.objects.filter(status=Restore.Status.AWAITING_CODE).get().pk == restore.pk  # still selective
+    owner.post(reverse("restores:confirm", args=[restore.pk]), {"code": last_code(), "password": DEMO_PASSWORD})
+    assert restore.options == selection_options(
+        picks={"template": {template_pk}}, with_dependants=False, overwrite=False
+    )
+
+    before, files = rows_by_key(tenant.org), media_listing()
+
+    def fail(stage: str, **info: object) -> None:
+        if stage == "imported":
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(engine, "checkpoint", fail)
+    done = run(Restore.objects.get(pk=restore.pk))
+    assert done.status == Restore.Status.FAILED
+    assert "unexpected error" in done.failure_reason
+    after = rows_by_key(tenant.org)
+    assert after == before
+    assert not om.Template.objects.filter(pk=template_pk).exists()
+    assert {k: v for k, v in media_listing().items() if f"restore-{done.pk}" in k} == {}
+    assert set(media_listing()) - set(files) <= {k for k in media_listing() if k.startswith("backups/")}
