@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark loadtest prod-local help
+.PHONY: run test lint format install migrate seed worker beat web clean-var benchmark capacity capacity-bench loadtest prod-local help
 
 help:
 	@echo "make run    - install, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
 	@echo "make test   - install and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 	@echo "make lint   - ruff check and format check"
 	@echo "make benchmark - archive and engine benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make capacity - how many workers 10,000 organizations need for a 6-hour night (docs/capacity.md)"
 	@echo "make loadtest - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
 	@echo "make prod-local - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
 
@@ -57,7 +58,16 @@ format: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
-	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --rounds 3 --scale 4 8 --results
+
+# The capacity model of docs/capacity.md: the queue simulation (seconds), then optionally the
+# cost measurement on the real stack (PostgreSQL on 127.0.0.1:5432, redis-server, moto; ~30 minutes).
+capacity: $(STAMP)
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --window-hours 6
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --window-hours 6 --largest-first
+
+capacity-bench: $(STAMP)
+	$(BIN)/python benchmarks/capacity_bench.py --results
 
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
 loadtest: $(STAMP)
