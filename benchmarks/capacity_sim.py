@@ -287,7 +287,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--largest-first", action="store_true", help="the largest organizations' schedules come first")
     p.add_argument("--seeds", type=int, default=10, help="nights simulated (different size draws); the worst counts")
     p.add_argument("--window-hours", type=float, default=6.0)
-    p.add_argument("--find-workers", action="store_true", help="smallest worker count whose worst night fits the window")
+    p.add_argument(
+        "--find-workers", action="store_true", help="smallest worker count whose worst night fits the window"
+    )
     return p.parse_args(argv)
 
 
