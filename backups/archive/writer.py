@@ -12,23 +12,18 @@ release the GIL, so members processed on separate threads really run in parallel
   only ever sees sequential writes and may be non-seekable (an S3 multipart upload).
 
 Memory is bounded by ``max_in_flight`` jobs times a few chunk-sized queue slots, whatever
-the size of the archive or of a member. What grows with the number of members (central
-directory entries, the manifest's member list) is spooled to temporary files, and member names
-are remembered as 8-byte hashes in a packed array, so the bookkeeping of a backup of 150,000
-files takes about 1 MB of memory instead of over 100 MB of Python objects.
+the size of the archive or of a member; what grows with the number of members lives on disk
+(``ledger.py``).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
 import queue
-import tempfile
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -38,6 +33,7 @@ from . import zipfmt
 from .compress import SAMPLE_SIZE, looks_compressed, new_compressor, trial_compress
 from .crypto import MAC_LEN, STRENGTHS, WRITE_STRENGTH, derive_keys, new_keystream, new_mac, password_bytes
 from .errors import ArchiveWriterError, DuplicateMember
+from .ledger import Ledger, NameSet
 from .manifest import FORMAT, MANIFEST_NAME
 from .names import check_name
 
@@ -147,7 +143,7 @@ class ArchiveWriter:
         self._order: queue.Queue[_Job | None] = queue.Queue()
         self._abort = threading.Event()
         self._error: BaseException | None = None
-        self._names = _NameSet()
+        self._names = NameSet()
         self._open_member: MemberWriter | None = None
         self._closed = False
         # Written only by the output thread until it is joined.
@@ -155,10 +151,7 @@ class ArchiveWriter:
         self._archive_hash = hashlib.sha256()
         self._keep_members = keep_members
         self._members: list[MemberInfo] = []
-        # Spooled to disk: both grow with the number of members (see the module docstring).
-        self._central = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close/abort
-        self._listed = tempfile.TemporaryFile()  # noqa: SIM115 - the manifest's member entries
-        self._count = 0
+        self._ledger = Ledger()
         self._plain_done = 0
         self._threads = [
             threading.Thread(target=self._worker_loop, name=f"archive-worker-{i}", daemon=True)
@@ -242,38 +235,27 @@ class ArchiveWriter:
         member = MemberWriter(self, job)
         head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         member.write((head[:-1] + ',"members":[').encode("utf-8"))
-        for chunk in self._manifest_members():
+        for chunk in self._ledger.manifest_members():
             member.write(chunk)
         member.write(b"]}")
         member.close()
         self._stop_threads()
         self._raise_if_failed()
         cd_offset = self._offset
-        self._central.seek(0)
-        while block := self._central.read(CHUNK_SIZE):
+        for block in self._ledger.central_blocks(CHUNK_SIZE):
             self._emit(block)
-        self._emit(zipfmt.end_records(self._count, cd_offset, self._offset - cd_offset, ZIP64_LIMIT, ZIP64_COUNT_LIMIT))
+        self._emit(
+            zipfmt.end_records(self._ledger.count, cd_offset, self._offset - cd_offset, ZIP64_LIMIT, ZIP64_COUNT_LIMIT)
+        )
         flush = getattr(self._sink, "flush", None)
         if flush is not None:
             flush()
         self._closed = True
-        self._close_spools()
+        self._ledger.close()
         self._report(force=True)
         if self._keep_members:
             doc["members"] = [{"path": m.path, "size": m.size, "sha256": m.sha256} for m in self._members]
         return ArchiveSummary(self._offset, self._archive_hash.hexdigest(), list(self._members), doc)
-
-    def _manifest_members(self) -> Iterator[bytes]:
-        """The manifest's member entries (JSON objects, comma-separated), read back from disk."""
-        self._listed.seek(0)
-        separator = b""
-        for line in self._listed:
-            yield separator + line.rstrip(b"\n")
-            separator = b","
-
-    def _close_spools(self) -> None:
-        self._central.close()
-        self._listed.close()
 
     def abort(self) -> None:
         """Stop all threads without finishing the archive (its output must be discarded)."""
@@ -286,7 +268,7 @@ class ArchiveWriter:
         self._order.put(None)
         for thread in self._threads:
             thread.join()
-        self._close_spools()
+        self._ledger.close()
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -527,22 +509,20 @@ class ArchiveWriter:
                     data, plain = item
                     self._emit(data)
                     self._plain_done += plain
-                self._central.write(
-                    zipfmt.central_header(
-                        job.name.encode("utf-8"),
-                        item.method,
-                        item.dos_time,
-                        item.dos_date,
-                        item.compressed,
-                        item.uncompressed,
-                        offset,
-                        ZIP64_LIMIT,
-                    )
+                header = zipfmt.central_header(
+                    job.name.encode("utf-8"),
+                    item.method,
+                    item.dos_time,
+                    item.dos_date,
+                    item.compressed,
+                    item.uncompressed,
+                    offset,
+                    ZIP64_LIMIT,
                 )
-                self._count += 1
-                if job.name != MANIFEST_NAME:  # the manifest does not list itself
-                    entry = {"path": job.name, "size": item.uncompressed, "sha256": item.sha256}
-                    self._listed.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                if job.name == MANIFEST_NAME:  # the manifest does not list itself
+                    self._ledger.record(header, None)
+                else:
+                    self._ledger.record(header, {"path": job.name, "size": item.uncompressed, "sha256": item.sha256})
                     if self._keep_members:
                         self._members.append(
                             MemberInfo(job.name, item.uncompressed, item.sha256, item.compressed, item.method)
@@ -610,35 +590,6 @@ class MemberWriter:
             self.closed = True
             self._writer._open_member = None
             self._writer.abort()
-
-
-class _NameSet:
-    """Case-folded member names seen so far, as 64-bit BLAKE2b hashes.
-
-    Recent hashes sit in a set; every 32,768 they are merged into a sorted ``array('Q')``
-    (8 bytes a name). A false duplicate needs a 64-bit collision: about one chance in 10^7
-    for a million members.
-    """
-
-    _SPILL = 1 << 15
-
-    def __init__(self) -> None:
-        self._recent: set[int] = set()
-        self._sorted = array("Q")
-
-    def add(self, name: str) -> bool:
-        """Remember ``name``; False when it was already there."""
-        key = int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little")
-        if key in self._recent:
-            return False
-        i = bisect.bisect_left(self._sorted, key)
-        if i < len(self._sorted) and self._sorted[i] == key:
-            return False
-        self._recent.add(key)
-        if len(self._recent) >= self._SPILL:
-            self._sorted = array("Q", sorted([*self._sorted, *self._recent]))
-            self._recent = set()
-        return True
 
 
 def _read_full(stream: BinaryIO, size: int) -> bytes:
