@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     workers = args.workers
     if args.find_workers:
         window = args.window_hours * 3600
+        if totals["largest_hours"] * 3600 > window:
+            raise SystemExit(
+                f"no worker count finishes within {args.window_hours:g} h: the largest backup alone takes "
+                f"{totals['largest_hours']:.1f} h of one worker (one backup runs in one worker process)"
+            )
         lo = max(1, math.ceil(totals["work_hours"] * 3600 / window))
         hi = lo
         while night(args, hi)[0] > window:
