@@ -23,6 +23,10 @@ from backups.archive.catalog import CatalogEntry, render_csv, render_html
 from organizations.models import ControlledDocument, OrganisationalUnit, Organization
 
 SCHEMA_APPS = ("accounts", "organizations", "backups")
+# Staged rows and catalog lines stay in memory up to this size, then go to disk. Small, so a
+# large tenant's worker does not hold more than a small one's (three such files at a time: at
+# 4 and 8 MB they made the 8 GiB tenant's peak 10 % above the 1 GiB tenant's).
+SPOOL_IN_MEMORY = 512 * 1024
 
 
 def current_schema() -> dict[str, str]:
@@ -82,7 +86,7 @@ def write_archive(
     # The catalog grows with the tenant: it is staged on disk (a spooled temp file) with each
     # version's document id, and the documents' titles are looked up in batches at the end,
     # so memory stays flat whatever the number of documents.
-    catalog = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)  # noqa: SIM115 - closed below
+    catalog = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed below
     catalog_count = 0
     ou_names = dict(OrganisationalUnit.objects.filter(organization=organization).values_list("pk", "name"))
 
@@ -100,7 +104,7 @@ def write_archive(
                 has_files = bool(spec.files) or spec.key == "profile"
                 # Rows whose files go in as their own members are staged in a spooled temp
                 # file (memory-bounded), because one member must be complete before the next.
-                staging = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) if has_files else None  # noqa: SIM115
+                staging = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) if has_files else None  # noqa: SIM115
                 member_cm = (
                     contextlib.nullcontext(staging) if staging else writer.open_member(f"data/{key}/{spec.key}.jsonl")
                 )
@@ -191,7 +195,7 @@ def _title_catalog(staging: Any, ou_names: dict[int, str], batch: int = 2000) ->
     Documents are looked up ``batch`` versions at a time, so neither the catalog nor an index
     of every document is ever held in memory.
     """
-    out = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)  # noqa: SIM115 - the caller closes it
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - the caller closes it
     staging.seek(0)
     while True:
         lines = [json.loads(line) for _, line in zip(range(batch), staging, strict=False)]

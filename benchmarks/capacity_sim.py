@@ -39,12 +39,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
-# Measured with benchmarks/capacity_bench.py (see docs/capacity.md): seconds of one worker
-# process with its own core, PostgreSQL + Redis + S3 over HTTP.
-DEFAULT_FIXED_S = 1.2
-DEFAULT_PER_GIB_S = 20.0
-DEFAULT_PER_1000_DOCS_S = 1.0
-MULTIPART_PART = 8 * 1024 * 1024  # django-storages' S3 multipart part size for the archive upload
+# From benchmarks/capacity_bench.py (RESULTS.md, 2026-12-01): on the real stack the fit was 0.95 s
+# per backup + 80.6 s per GiB + 50.7 s per 1,000 versions, measured at a load average of 20 on
+# 2 cores; the same day a 4 GiB backup ran 14x slower than on the quiet machine, so these are the
+# fit divided by 14 (fixed cost rounded up to 1 s): one worker process with ~2 cores to itself.
+DEFAULT_FIXED_S = 1.0
+DEFAULT_PER_GIB_S = 6.0
+DEFAULT_PER_1000_DOCS_S = 3.6
+MULTIPART_PART = 5 * 1024 * 1024  # django-storages' S3File buffer: one multipart part per 5 MiB written
 STALE_AFTER = 600.0  # BACKUP_HEARTBEAT_STALE_AFTER
 SWEEP_EVERY = 300.0  # backups-sweep-stale in CELERY_BEAT_SCHEDULE
 SCHEDULE_TICK = 60.0  # backups-run-schedules
