@@ -63,8 +63,12 @@ benchmark: $(STAMP)
 # The capacity model of docs/capacity.md: the queue simulation (seconds), then optionally the
 # cost measurement on the real stack (PostgreSQL on 127.0.0.1:5432, redis-server, moto; ~30 minutes).
 capacity: $(STAMP)
-	$(BIN)/python benchmarks/capacity_sim.py --find-workers --window-hours 6
-	$(BIN)/python benchmarks/capacity_sim.py --find-workers --window-hours 6 --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --workers 40 --per-1000-docs 23.6 --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --per-1000-docs 23.6 --largest-first --window-hours 10
+	-$(BIN)/python benchmarks/capacity_sim.py --find-workers --kb-per-document 56 --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --kb-per-document 56 --largest-first --window-hours 10
 
 capacity-bench: $(STAMP)
 	$(BIN)/python benchmarks/capacity_bench.py --results
