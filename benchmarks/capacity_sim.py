@@ -273,7 +273,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--median-mb", type=float, default=200.0)
     p.add_argument("--tail-gib", type=float, default=20.0)
     p.add_argument("--tail-share", type=float, default=0.01)
-    p.add_argument("--kb-per-document", type=float, default=500.0, help="average stored file per version (seed_demo: 56)")
+    p.add_argument(
+        "--kb-per-document", type=float, default=500.0, help="average stored file per version (seed_demo: 56)"
+    )
     p.add_argument("--fixed", type=float, default=DEFAULT_FIXED_S, help="seconds per backup, whatever its size")
     p.add_argument("--per-gib", type=float, default=DEFAULT_PER_GIB_S, help="seconds per GiB of files")
     p.add_argument("--per-1000-docs", type=float, default=DEFAULT_PER_1000_DOCS_S, help="seconds per 1,000 documents")
