@@ -10,7 +10,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 PYTEST_ARGS ?= -n 2
 RUN_PATH := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: help run web worker beat test lint format benchmark loadtest soak prod-local install install-dev migrate seed clean-var
+.PHONY: help run web worker beat test lint format benchmark capacity capacity-bench loadtest soak prod-local install install-dev migrate seed clean-var
 
 help:
 	@echo "make run         - install the runtime packages, migrate, load demo data, start web + worker + beat (Ctrl-C stops all)"
@@ -21,6 +21,8 @@ help:
 	@echo "make lint        - ruff check and format check"
 	@echo "make format      - ruff format and autofix"
 	@echo "make benchmark   - archive, engine and compare benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make capacity    - how many workers 10,000 organizations need for a 6-hour night (docs/capacity.md; the queue simulation)"
+	@echo "make capacity-bench - measure the costs the capacity model uses on the real stack (~30 minutes)"
 	@echo "make loadtest    - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
 	@echo "make soak        - chaos soak: the real stack, 30 organizations, a fault every 60-120 s, then checks nothing was lost (SOAK_MINUTES=20)"
 	@echo "make prod-local  - the production topology on loopback without Docker (PostgreSQL, Redis, S3, SMTP, gunicorn, workers)"
@@ -81,8 +83,21 @@ format: $(STAMP_DEV)
 
 benchmark: $(STAMP_DEV)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
-	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --rounds 3 --scale 4 8 --results
 	$(BIN)/python benchmarks/compare_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+
+# The capacity model of docs/capacity.md: the queue simulation (seconds), then optionally the
+# cost measurement on the real stack (PostgreSQL on 127.0.0.1:5432, redis-server, moto; ~30 minutes).
+capacity: $(STAMP_DEV)
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --workers 40 --per-1000-docs 23.6 --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --per-1000-docs 23.6 --largest-first --window-hours 10
+	-$(BIN)/python benchmarks/capacity_sim.py --find-workers --kb-per-document 56 --largest-first
+	$(BIN)/python benchmarks/capacity_sim.py --find-workers --kb-per-document 56 --largest-first --window-hours 10
+
+capacity-bench: $(STAMP_DEV)
+	$(BIN)/python benchmarks/capacity_bench.py --results
 
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); about four minutes.
 loadtest: $(STAMP_DEV)

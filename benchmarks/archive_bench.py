@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import wait_for_quiet  # noqa: E402
+from benchmarks._common import cpu_pressure, wait_for_quiet  # noqa: E402
 
 PASSWORD = "bench-Password-1234-abcd"  # noqa: S105 - a throwaway benchmark password
 
@@ -327,6 +327,9 @@ def main() -> None:
         "--quiet-wait", type=float, default=0, help="wait up to this many seconds for an idle CPU before each round"
     )
     parser.add_argument("--skip-7z-test", action="store_true", help="do not run `7z t` on our archive")
+    parser.add_argument(
+        "--corpus", type=Path, default=None, help="archive the files under this folder instead of a generated corpus"
+    )
     args = parser.parse_args()
 
     seven = _seven_zip()
@@ -334,7 +337,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus"
     t0 = time.perf_counter()
-    count, total = build_corpus(corpus, args.size_mb, args.files)
+    if args.corpus is not None:  # real files (for example gathered from /usr/share and /usr/lib)
+        corpus = args.corpus.resolve()
+        sizes = [p.stat().st_size for p in corpus_files(corpus)]
+        count, total = len(sizes), sum(sizes)
+    else:
+        count, total = build_corpus(corpus, args.size_mb, args.files)
     print(f"corpus: {count} files, {total / 1e6:.0f} MB ({time.perf_counter() - t0:.1f} s to prepare)", file=sys.stderr)
     files = corpus_files(corpus)
     listing = work / "files.txt"
@@ -351,7 +359,7 @@ def main() -> None:
     for _ in range(args.repeat):
         # One round = both tools back to back, so both see the same machine load.
         wait_for_quiet(args.quiet_wait)
-        load = os.getloadavg()[0]
+        load = f"{os.getloadavg()[0]:.1f} / {cpu_pressure():.0f} %"
         for path in (ours, theirs):
             path.unlink(missing_ok=True)
         for path in (out_ours, out_theirs):
@@ -399,7 +407,7 @@ def main() -> None:
 
     print(
         f"""
-### Archive benchmark: {count} files, {mb:.0f} MB (about 60 % incompressible), {len(rounds)} round(s)
+### Archive benchmark: {count} files, {mb:.0f} MB ({"real files under " + str(corpus) if args.corpus else "about 60 % incompressible"}), {len(rounds)} round(s)
 
 Deflate: {BACKEND_NAME} level {DEFAULT_LEVEL}; AES-CTR: {type(new_keystream(bytes(32))).__name__}; {os.cpu_count()} CPUs.
 Medians over the rounds; each round runs both tools back to back.
@@ -417,7 +425,7 @@ Medians over the rounds; each round runs both tools back to back.
 | reader peak RSS | {max(r["rss_x"] for r in rounds) / 2**20:.0f} MiB | | | |
 
 Per round, write speed-up: {listing_of(w_ratio)}; extract speed-up: {listing_of(x_ratio)};
-1-minute load average at each round's start (other sessions share this machine): {", ".join(f"{r['load']:.2f}" for r in rounds)}.
+1-minute load average / CPU pressure (PSI avg10) at each round's start (other sessions share this machine): {", ".join(str(r["load"]) for r in rounds)}.
 Extracted {extracted / 1e6:.0f} MB (corpus + manifest). `7z t` on our archive: {tested}.
 """
     )

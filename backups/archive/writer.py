@@ -12,7 +12,8 @@ release the GIL, so members processed on separate threads really run in parallel
   only ever sees sequential writes and may be non-seekable (an S3 multipart upload).
 
 Memory is bounded by ``max_in_flight`` jobs times a few chunk-sized queue slots, whatever
-the size of the archive or of a member.
+the size of the archive or of a member; what grows with the number of members lives on disk
+(``ledger.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from . import zipfmt
 from .compress import SAMPLE_SIZE, looks_compressed, new_compressor, trial_compress
 from .crypto import MAC_LEN, STRENGTHS, WRITE_STRENGTH, derive_keys, new_keystream, new_mac, password_bytes
 from .errors import ArchiveWriterError, DuplicateMember
+from .ledger import Ledger, NameSet
 from .manifest import FORMAT, MANIFEST_NAME
 from .names import check_name
 
@@ -65,7 +67,7 @@ class MemberInfo:
 
 @dataclass(frozen=True)
 class ArchiveSummary:
-    """What ``ArchiveWriter.close`` returns."""
+    """What ``ArchiveWriter.close`` returns (``members`` is filled only with ``keep_members=True``)."""
 
     bytes_written: int
     sha256: str
@@ -125,6 +127,7 @@ class ArchiveWriter:
         progress: Callable[[int], None] | None = None,
         progress_interval: float = 0.5,
         max_in_flight: int | None = None,
+        keep_members: bool = False,
     ) -> None:
         self._sink = fileobj
         self._password = password_bytes(password)
@@ -140,15 +143,15 @@ class ArchiveWriter:
         self._order: queue.Queue[_Job | None] = queue.Queue()
         self._abort = threading.Event()
         self._error: BaseException | None = None
-        self._names: set[str] = set()
-        self._folded: set[str] = set()
+        self._names = NameSet()
         self._open_member: MemberWriter | None = None
         self._closed = False
         # Written only by the output thread until it is joined.
         self._offset = 0
         self._archive_hash = hashlib.sha256()
-        self._central: list[bytes] = []
+        self._keep_members = keep_members
         self._members: list[MemberInfo] = []
+        self._ledger = Ledger()
         self._plain_done = 0
         self._threads = [
             threading.Thread(target=self._worker_loop, name=f"archive-worker-{i}", daemon=True)
@@ -226,25 +229,33 @@ class ArchiveWriter:
                 raise ValueError(f"The manifest key {key!r} is reserved for the archive writer.")
             doc[key] = value
         self._drain()
-        doc["members"] = [{"path": m.path, "size": m.size, "sha256": m.sha256} for m in self._members]
-        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self._names.add(MANIFEST_NAME)
-        self._submit(_Job(MANIFEST_NAME, True, len(body), data=body))
+        # The manifest is streamed too: its member list is as long as the archive is wide.
+        job = _Job(MANIFEST_NAME, True, None, feed=queue.Queue(_QUEUE_DEPTH))
+        self._submit(job)
+        member = MemberWriter(self, job)
+        head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        member.write((head[:-1] + ',"members":[').encode("utf-8"))
+        for chunk in self._ledger.manifest_members():
+            member.write(chunk)
+        member.write(b"]}")
+        member.close()
         self._stop_threads()
         self._raise_if_failed()
-        summary_members = self._members[:-1]  # the manifest itself is not a listed member
         cd_offset = self._offset
-        for entry in self._central:
-            self._emit(entry)
+        for block in self._ledger.central_blocks(CHUNK_SIZE):
+            self._emit(block)
         self._emit(
-            zipfmt.end_records(len(self._central), cd_offset, self._offset - cd_offset, ZIP64_LIMIT, ZIP64_COUNT_LIMIT)
+            zipfmt.end_records(self._ledger.count, cd_offset, self._offset - cd_offset, ZIP64_LIMIT, ZIP64_COUNT_LIMIT)
         )
         flush = getattr(self._sink, "flush", None)
         if flush is not None:
             flush()
         self._closed = True
+        self._ledger.close()
         self._report(force=True)
-        return ArchiveSummary(self._offset, self._archive_hash.hexdigest(), summary_members, doc)
+        if self._keep_members:
+            doc["members"] = [{"path": m.path, "size": m.size, "sha256": m.sha256} for m in self._members]
+        return ArchiveSummary(self._offset, self._archive_hash.hexdigest(), list(self._members), doc)
 
     def abort(self) -> None:
         """Stop all threads without finishing the archive (its output must be discarded)."""
@@ -257,6 +268,7 @@ class ArchiveWriter:
         self._order.put(None)
         for thread in self._threads:
             thread.join()
+        self._ledger.close()
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -283,14 +295,11 @@ class ArchiveWriter:
             raise ArchiveWriterError(f"Close the member {self._open_member.name!r} before adding another.")
         self._raise_if_failed()
         check_name(name)
-        folded = name.casefold()
         if name == MANIFEST_NAME:
             raise DuplicateMember("manifest.json is written by the archive writer itself.")
-        if name in self._names or folded in self._folded:
-            # Case-only differences collide on case-insensitive file systems at extraction.
+        # Case-only differences collide on case-insensitive file systems at extraction.
+        if not self._names.add(name.casefold()):
             raise DuplicateMember(f"The archive already has a member named {name!r}.")
-        self._names.add(name)
-        self._folded.add(folded)
         self._report()
 
     def _submit(self, job: _Job) -> None:
@@ -503,19 +512,24 @@ class ArchiveWriter:
                     data, plain = item
                     self._emit(data)
                     self._plain_done += plain
-                self._central.append(
-                    zipfmt.central_header(
-                        job.name.encode("utf-8"),
-                        item.method,
-                        item.dos_time,
-                        item.dos_date,
-                        item.compressed,
-                        item.uncompressed,
-                        offset,
-                        ZIP64_LIMIT,
-                    )
+                header = zipfmt.central_header(
+                    job.name.encode("utf-8"),
+                    item.method,
+                    item.dos_time,
+                    item.dos_date,
+                    item.compressed,
+                    item.uncompressed,
+                    offset,
+                    ZIP64_LIMIT,
                 )
-                self._members.append(MemberInfo(job.name, item.uncompressed, item.sha256, item.compressed, item.method))
+                if job.name == MANIFEST_NAME:  # the manifest does not list itself
+                    self._ledger.record(header, None)
+                else:
+                    self._ledger.record(header, {"path": job.name, "size": item.uncompressed, "sha256": item.sha256})
+                    if self._keep_members:
+                        self._members.append(
+                            MemberInfo(job.name, item.uncompressed, item.sha256, item.compressed, item.method)
+                        )
                 self._slots.release()
         except BaseException as exc:  # handed to the caller's thread
             self._fail(exc)

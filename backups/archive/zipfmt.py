@@ -156,9 +156,12 @@ def parse_extras(data: bytes) -> dict[int, bytes]:
     return found
 
 
-@dataclass
+@dataclass(slots=True)
 class CentralEntry:
-    """One central directory entry, as parsed (values from zip64 extras already applied)."""
+    """One central directory entry, as parsed (values from zip64 extras already applied).
+
+    Slotted: a reader keeps one per member for the whole restore (no per-instance ``__dict__``).
+    """
 
     name: str
     raw_name: bytes

@@ -32,7 +32,6 @@ from backups.archive import (
     WrongPassword,
 )
 from backups.archive import writer as writer_module
-from backups.archive.writer import MemberInfo
 
 PASSWORD = "correct horse"
 MEMBERS = {
@@ -152,7 +151,8 @@ def test_truncated_archive() -> None:
 
 def test_member_listed_in_manifest_but_absent() -> None:
     def add_ghost(w: ArchiveWriter) -> None:
-        w._members.append(MemberInfo("files/ghost", 3, "0" * 64, 31, 0))
+        w._ledger.listed.seek(0, io.SEEK_END)
+        w._ledger.listed.write(b'{"path":"files/ghost","size":3,"sha256":"' + b"0" * 64 + b'"}\n')
 
     with pytest.raises(MissingMember) as info:
         reader(build(tamper=add_ghost)).check()
@@ -161,7 +161,11 @@ def test_member_listed_in_manifest_but_absent() -> None:
 
 def test_member_present_but_not_in_manifest() -> None:
     def hide_first(w: ArchiveWriter) -> None:
-        w._members.pop(0)
+        w._ledger.listed.seek(0)
+        rest = w._ledger.listed.readlines()[1:]
+        w._ledger.listed.seek(0)
+        w._ledger.listed.truncate()
+        w._ledger.listed.writelines(rest)
 
     with pytest.raises(UnexpectedMember) as info:
         reader(build(tamper=hide_first)).check()

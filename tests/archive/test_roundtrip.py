@@ -90,7 +90,7 @@ def test_round_trip_of_many_kinds_of_members_into_a_non_seekable_sink(tmp_path: 
     for i in range(40):
         expected[f"files/small-{i:02d}"] = text(i * 97, seed=i)
     sink = NonSeekableSink()
-    with ArchiveWriter(sink, PASSWORD) as w:
+    with ArchiveWriter(sink, PASSWORD, keep_members=True) as w:
         w.add_bytes("index.csv", expected["index.csv"])
         w.add_bytes("index.html", expected["index.html"])
         w.add_bytes("files/empty", b"")
@@ -238,7 +238,7 @@ def test_writer_memory_stays_bounded_for_a_large_streamed_member() -> None:
     total = 48 * 1024 * 1024
     tracemalloc.start()
     try:
-        with ArchiveWriter(Discard(), PASSWORD) as w:
+        with ArchiveWriter(Discard(), PASSWORD, keep_members=True) as w:
             w.add_stream("files/huge", io.BufferedReader(Endless(total)))
             summary = w.close()
         _current, peak = tracemalloc.get_traced_memory()
