@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.template.defaultfilters import filesizeformat
 
+from backupsvc.lib.sizes import human_size
 from organizations.models import Organization
 from organizations.wizard.forms import sniff_image  # noqa: F401 - the wizard's logo check, used here too
 
@@ -43,6 +43,6 @@ class UploadForm(forms.Form):
     )
     file = forms.FileField(
         label="Backup file (.zip)",
-        help_text=f"At most {filesizeformat(settings.BACKUP_UPLOAD_MAX_SIZE)}.",
+        help_text=f"At most {human_size(settings.BACKUP_UPLOAD_MAX_SIZE)}.",
         widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.template.defaultfilters import filesizeformat
 
 from accounts.models import User
+from backupsvc.lib.sizes import human_size
 from organizations.models import MasterDataVersion, Organization, Regulation
 
 LOGO_MAX_SIZE = 2 * 1024 * 1024
@@ -86,7 +86,7 @@ class CompanyForm(StepForm):
     logo = forms.FileField(
         required=False,
         label="Logo",
-        help_text=f"PNG, JPEG, GIF or WebP, at most {filesizeformat(LOGO_MAX_SIZE)}.",
+        help_text=f"PNG, JPEG, GIF or WebP, at most {human_size(LOGO_MAX_SIZE)}.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
     )
     owner_email = forms.EmailField(
@@ -128,7 +128,7 @@ class CompanyForm(StepForm):
     def clean_logo(self) -> Any:
         logo = self.cleaned_data.get("logo")
         if logo and logo.size > LOGO_MAX_SIZE:
-            raise forms.ValidationError(f"The logo may be at most {filesizeformat(LOGO_MAX_SIZE)}.")
+            raise forms.ValidationError(f"The logo may be at most {human_size(LOGO_MAX_SIZE)}.")
         if logo:
             head = logo.read(16)
             logo.seek(0)
