@@ -643,7 +643,7 @@ def test_disk_filling_while_writing_fails_the_backup_and_leaves_no_file(stack: S
     failed = wait_backup(stack, backup, 60)
     assert failed.status == Backup.Status.FAILED, stack.logs()
     reason = shown_reason(owner.get(f"/backups/{backup.pk}/").text)
-    assert "Storage error: No space left on device" in reason, reason
+    assert "Storage error: the file storage is full (No space left on device)" in reason, reason
     assert not failed.file and failed.completed_at is None and not failed.sha256 and not failed.size
     assert events(failed) == ["pending", "in_progress", "failed"]
     assert not Backup.objects.filter(status=Backup.Status.COMPLETED).exists()
