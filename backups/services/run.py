@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from backups.notify import backup_notify_finished
 from backups.services.common import BackupAborted, IllegalTransition, _delete_quietly, _event
 from backups.services.reasons import _reason
 from backups.services.request import _rotate_scheduled
-from backupsvc.lib import heartbeats
+from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from backupsvc.lib.workerstop import WorkerStopping, raise_if_stopping, stop_requested, stoppable
 
@@ -225,10 +225,9 @@ def backup_fail(*, backup: Backup, reason: str, file_removed: bool = False) -> B
     the backup in progress with its file still named for the next sweep, not an object that no
     row points at. When the storage cannot be reached, the failed backup keeps the name and the
     sweep removes the leftovers once it answers again."""
-    if not connection.in_atomic_block:
-        # The failure may be the database connection itself (terminated, a restart, a proxy):
-        # a dead one is dropped so the failure is recorded on a new one, not lost with it.
-        connection.close_if_unusable_or_obsolete()
+    # The failure may be the database connection itself: a dead one is dropped so the failure
+    # is recorded on a new one, not lost with it.
+    dberrors.forget_lost_connection()
     with transaction.atomic():
         current = Backup.objects.select_for_update().get(pk=backup.pk)
         if current.status != Backup.Status.IN_PROGRESS:
