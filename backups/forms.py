@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -42,13 +43,52 @@ class _OUChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.name} ({obj.code}){facility}"
 
 
-class _DatasetPickerMixin:
-    """The data-set picker's rows (``backups/_dataset_picker.html``), for the request dialog and
-    the schedule form alike."""
+class _ScopeFieldsMixin(forms.Form):
+    """What a backup covers, for the request dialog and the schedule form alike: the facilities
+    and OUs (``backups/_checklist.html``), the data sets (``backups/_dataset_picker.html``) and
+    the rule that backing up documents needs a document status. Each form words the facility
+    and OU choices its own way (``scope_texts``)."""
 
-    is_bound: bool
-    data: Any
-    initial: dict[str, Any]
+    scope_texts: dict[str, tuple[str, str]]  # field -> (label, help text)
+
+    facilities = forms.ModelMultipleChoiceField(
+        queryset=Facility.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+    )
+    ous = _OUChoiceField(
+        queryset=OrganisationalUnit.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
+    )
+    datasets = forms.MultipleChoiceField(
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        label="Data to include",
+        error_messages={"required": "Pick at least one data set to back up."},
+    )
+
+    def _init_scope(self, *, user: User, organization: Organization) -> None:
+        """The choices this user may make in this organization (facilities only in an enterprise)."""
+        self.user = user
+        self.organization = organization
+        for name, (label, help_text) in self.scope_texts.items():
+            self.fields[name].label = label
+            self.fields[name].help_text = help_text
+        self.fields["ous"].queryset = selectors.requestable_ous(user, organization)
+        self.enterprise = organization.is_enterprise
+        if self.enterprise:
+            self.fields["facilities"].queryset = selectors.requestable_facilities(user, organization)
+        else:
+            del self.fields["facilities"]
+        self.fields["datasets"].choices = selectors.dataset_choices()
+
+    def _check_documents_included(self, data: dict[str, Any], datasets: Iterable[str]) -> None:
+        """Backing up controlled documents needs at least one of their statuses."""
+        if "documents" in datasets and not (data.get("include_active") or data.get("include_inactive")):
+            self.add_error(
+                "include_active", "Include active or inactive controlled documents, or leave Controlled documents out."
+            )
 
     def dataset_items(self) -> list[dict[str, Any]]:
         """The picker's rows: key, label, description, what it needs, and whether it is ticked."""
@@ -68,11 +108,19 @@ class _DatasetPickerMixin:
         ]
 
 
-class BackupRequestForm(_DatasetPickerMixin, forms.Form):
+class BackupRequestForm(_ScopeFieldsMixin, forms.Form):
     """The *Request an Account Backup* dialog."""
 
     PASSWORD_GENERATED = "generated"  # noqa: S105 (a choice value, not a password)
     PASSWORD_OWN = "own"  # noqa: S105
+
+    scope_texts = {
+        "facilities": (
+            "Limit export to the following facilities",
+            "A facility none of whose OUs you pick below is backed up whole.",
+        ),
+        "ous": ("Limit export to the following OUs", "Leave blank to back up every OU you may back up."),
+    }
 
     label = forms.CharField(
         max_length=120,
@@ -80,29 +128,9 @@ class BackupRequestForm(_DatasetPickerMixin, forms.Form):
         label="Label",
         help_text="Optional, e.g. “Pre-Year-End Close”. It names the downloaded file.",
     )
-    facilities = forms.ModelMultipleChoiceField(
-        queryset=Facility.objects.none(),
-        required=False,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
-        label="Limit export to the following facilities",
-        help_text="A facility none of whose OUs you pick below is backed up whole.",
-    )
-    ous = _OUChoiceField(
-        queryset=OrganisationalUnit.objects.none(),
-        required=False,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
-        label="Limit export to the following OUs",
-        help_text="Leave blank to back up every OU you may back up.",
-    )
     include_active = forms.BooleanField(initial=True, required=False, label="Include active controlled documents")
     include_inactive = forms.BooleanField(required=False, label="Include inactive controlled documents")
     exclude_superseded = forms.BooleanField(required=False, label="Exclude superseded controlled documents")
-    datasets = forms.MultipleChoiceField(
-        choices=(),
-        widget=forms.CheckboxSelectMultiple,
-        label="Data to include",
-        error_messages={"required": "Pick at least one data set to back up."},
-    )
     password_choice = forms.ChoiceField(
         choices=[
             (PASSWORD_GENERATED, "Use the system-generated password"),
@@ -129,15 +157,7 @@ class BackupRequestForm(_DatasetPickerMixin, forms.Form):
 
     def __init__(self, *args: Any, user: User, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.user = user
-        self.organization = organization
-        self.fields["ous"].queryset = selectors.requestable_ous(user, organization)
-        self.enterprise = organization.is_enterprise
-        if self.enterprise:
-            self.fields["facilities"].queryset = selectors.requestable_facilities(user, organization)
-        else:
-            del self.fields["facilities"]
-        self.fields["datasets"].choices = selectors.dataset_choices()
+        self._init_scope(user=user, organization=organization)
         if not self.is_bound:
             self.initial.setdefault("datasets", [k for k, _ in selectors.dataset_choices()])
             password = generate_password()
@@ -170,12 +190,7 @@ class BackupRequestForm(_DatasetPickerMixin, forms.Form):
                 self.add_error("own_password_repeat", "The two passwords differ.")
             data["password"] = own
             data["password_source"] = Backup.PasswordSource.USER
-        if not (data.get("include_active") or data.get("include_inactive")) and "documents" in (
-            data.get("datasets") or []
-        ):
-            self.add_error(
-                "include_active", "Include active or inactive controlled documents, or leave Controlled documents out."
-            )
+        self._check_documents_included(data, data.get("datasets") or [])
         return data
 
 
@@ -183,29 +198,16 @@ class _TimeInput(forms.TimeInput):
     input_type = "time"
 
 
-class ScheduleForm(_DatasetPickerMixin, forms.ModelForm):
+class ScheduleForm(_ScopeFieldsMixin, forms.ModelForm):
     """Regular backups of an organization, with the request dialog's scope and data-set picker."""
 
-    facilities = forms.ModelMultipleChoiceField(
-        queryset=Facility.objects.none(),
-        required=False,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
-        label="Limit to the following facilities",
-        help_text="A facility none of whose OUs you pick is backed up whole.",
-    )
-    ous = _OUChoiceField(
-        queryset=OrganisationalUnit.objects.none(),
-        required=False,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
-        label="Limit to the following OUs",
-        help_text="Leave blank to back up every OU, including OUs added later.",
-    )
-    datasets = forms.MultipleChoiceField(
-        choices=(),
-        widget=forms.CheckboxSelectMultiple,
-        label="Data to include",
-        error_messages={"required": "Pick at least one data set to back up."},
-    )
+    scope_texts = {
+        "facilities": (
+            "Limit to the following facilities",
+            "A facility none of whose OUs you pick is backed up whole.",
+        ),
+        "ous": ("Limit to the following OUs", "Leave blank to back up every OU, including OUs added later."),
+    }
 
     class Meta:
         model = BackupSchedule
@@ -236,16 +238,8 @@ class ScheduleForm(_DatasetPickerMixin, forms.ModelForm):
 
     def __init__(self, *args: Any, user: User, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.user = user
-        self.organization = organization
+        self._init_scope(user=user, organization=organization)
         self.fields["time_of_day"].help_text = f"In the time zone {timezone.get_current_timezone_name()}."
-        self.fields["ous"].queryset = selectors.requestable_ous(user, organization)
-        self.enterprise = organization.is_enterprise
-        if self.enterprise:
-            self.fields["facilities"].queryset = selectors.requestable_facilities(user, organization)
-        else:
-            del self.fields["facilities"]
-        self.fields["datasets"].choices = selectors.dataset_choices()
         every = [k for k, _ in selectors.dataset_choices()]
         if self.instance.pk:
             self.initial.setdefault("ous", list(self.instance.ous.all()))
@@ -266,12 +260,7 @@ class ScheduleForm(_DatasetPickerMixin, forms.ModelForm):
         chosen = data.get("datasets") or []
         # Every data set ticked: store "every" (also the ones added to the product later).
         self.instance.datasets = [] if set(chosen) >= set(ds.REGISTRY) else list(chosen)
-        if not (data.get("include_active") or data.get("include_inactive")) and (
-            "documents" in chosen or not self.instance.datasets
-        ):
-            self.add_error(
-                "include_active", "Include active or inactive controlled documents, or leave Controlled documents out."
-            )
+        self._check_documents_included(data, self.instance.datasets or ds.REGISTRY)  # none: every data set
         return data
 
 

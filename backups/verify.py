@@ -22,7 +22,8 @@ from backups.archive import ArchiveError, ArchiveReader, Limits
 from backups.export import current_schema
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
-from backups.services import IllegalTransition, _event
+from backups.services import IllegalTransition
+from backups.services.common import _event
 from backups.storage_io import open_for_reading
 
 logger = logging.getLogger(__name__)

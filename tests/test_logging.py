@@ -129,7 +129,7 @@ def test_a_failed_backup_logs_its_id_with_the_reason(tenant, captured, monkeypat
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(backup_services, "write_archive", broken)
+    monkeypatch.setattr(backup_services.run, "write_archive", broken)
     captured.mark("start")
     run_backup(backup.pk)
     failures = [r for r in captured.records("start") if r.levelno >= logging.WARNING]

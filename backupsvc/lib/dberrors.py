@@ -24,8 +24,17 @@ def connection_lost(exc: BaseException) -> bool:
     return False
 
 
-def forget_lost_connection(exc: BaseException) -> None:
+def forget_lost_connection(exc: BaseException | None = None) -> None:
     """After a lost connection, close this thread's connection so that the next query (the one
-    recording the failure) opens a new one instead of failing on the dead one."""
-    if connection_lost(exc):
-        connection.close()
+    recording the failure) opens a new one instead of failing on the dead one.
+
+    With ``exc`` (the failure): when it says the connection was lost. Without, for a failure
+    recorded apart from its exception (a stopped worker, the stale sweep, a caller that only has
+    the reason): outside a transaction, when Django finds the connection unusable after an error
+    (terminated, a restart, a proxy). Inside one the connection stays: it cannot be swapped under
+    the transaction."""
+    if exc is not None:
+        if connection_lost(exc):
+            connection.close()
+    elif not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()

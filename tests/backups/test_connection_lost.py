@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from backups import services
 from backups.models import Backup
@@ -43,3 +43,20 @@ def test_a_backup_whose_connection_was_cut_is_failed_with_a_reason(tenant) -> No
     # The organization can be backed up again at once.
     again, _ = services.backup_request(organization=tenant.org, requested_by=tenant.owner, dispatch=False)
     assert again.status == Backup.Status.PENDING
+
+
+def test_a_failure_recorded_without_its_exception_still_gets_a_new_connection(tenant) -> None:  # type: ignore[no-untyped-def]
+    """The stale sweep and a stopped worker fail a backup with a reason only: a connection that
+    died meanwhile (a query already met it) is dropped before the failure is recorded."""
+    backup, _ = services.backup_request(organization=tenant.org, requested_by=tenant.owner, dispatch=False)
+    claimed = services.backup_claim(backup_id=backup.pk)
+    assert claimed is not None
+    cut_this_connection()
+    with pytest.raises(OperationalError):
+        Backup.objects.filter(pk=backup.pk).exists()
+
+    done = services.backup_fail(backup=claimed, reason="The worker was stopped while this backup ran.")
+
+    assert done.status == Backup.Status.FAILED
+    stored = Backup.objects.get(pk=backup.pk)
+    assert stored.status == Backup.Status.FAILED and stored.failure_reason.startswith("The worker was stopped")

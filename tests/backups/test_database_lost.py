@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 
 from backups import services
 from backups.models import Backup
+from backups.services.run import _Heartbeat
 from tests.support.pgkill import require_postgresql, terminate_this_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_database_connection_lost_mid_backup_is_named_in_the_reason(tenant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     require_postgresql()
     backup, _ = services.backup_request(organization=tenant.org, requested_by=tenant.owner, dispatch=False)
-    original = services._Heartbeat.__call__
+    original = _Heartbeat.__call__
     killed: list[bool] = []
 
     def beat(self: Any, items_done: int, bytes_done: int, *, force: bool = False) -> None:
@@ -29,7 +30,7 @@ def test_a_database_connection_lost_mid_backup_is_named_in_the_reason(tenant, mo
             terminate_this_session()
         original(self, items_done, bytes_done, force=True)
 
-    monkeypatch.setattr(services._Heartbeat, "__call__", beat)
+    monkeypatch.setattr(_Heartbeat, "__call__", beat)
     claimed = services.backup_claim(backup_id=backup.pk)
     assert claimed is not None
     services.backup_run(backup=claimed)

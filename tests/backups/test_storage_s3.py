@@ -26,6 +26,7 @@ from storages.backends.s3 import S3Storage
 from backups import services
 from backups.archive import ArchiveReader
 from backups.models import Backup
+from backups.services.common import _delete_quietly
 from organizations.models import DocumentVersion
 from tests.backups.conftest import add_document
 from tests.support import s3
@@ -135,7 +136,7 @@ def test_removing_a_partial_archive_aborts_its_multipart_upload(s3_default_stora
     uploads = bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])
     assert [u["Key"] for u in uploads] == [name]
     # The writer never finishes (as if its process died); the sweep removes what is left.
-    services._delete_quietly(default_storage, name)
+    _delete_quietly(default_storage, name)
     assert bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []) == []
     assert name not in bucket.object_keys()
 

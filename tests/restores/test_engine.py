@@ -198,12 +198,12 @@ def test_a_damaged_archive_is_refused_before_anything_changes(tenant, full_backu
 
 
 def test_a_failing_pre_restore_backup_stops_the_restore(tenant, full_backup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from backups import services as backup_services
+    from backups.services import run as backup_run_module
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(backup_services, "write_archive", broken)
+    monkeypatch.setattr(backup_run_module, "write_archive", broken)
     before = db_state(tenant.org)
     restore = run(confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD))
     assert restore.status == Restore.Status.FAILED
