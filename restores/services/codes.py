@@ -4,7 +4,7 @@ request, and reopen a request locked after too many wrong entries.
 The rules of an open request (who may ask, one request waiting per organization, another
 requester's valid code is waited for, one's own request is superseded with its wrong entries)
 are here once: the selective restore's request (``restores.selective.services``) follows them
-through ``refuse_unless_may_restore`` and ``supersede_open_request``.
+through ``refuse_unless_may_restore`` and ``open_code_request`` (``supersede_open_request``).
 """
 
 from __future__ import annotations
