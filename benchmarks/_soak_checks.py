@@ -17,7 +17,7 @@ from backups.verify import backup_verify
 from organizations import models as om
 from restores.models import Restore
 from restores.services import restores_fail_stale
-from tests.e2e.test_faults import referenced_files
+from tests.support.faults import referenced_files
 
 
 def final_sweeps() -> dict[str, int]:

@@ -19,14 +19,14 @@ from typing import Any
 
 from django.db import connection
 
-from tests.e2e.test_faults import StorageLink
+from tests.support.net import StorageLink
 
 OUTAGE = 20.0  # seconds the storage stays cut and the disk full
 KINDS = ("worker killed", "redis restarted", "storage cut", "database backends terminated", "disk full")
 
 
 class Link(StorageLink):
-    """tests/e2e/test_faults.py's link between the app and the S3 server, closing each
+    """tests/support/net.py's link between the app and the S3 server, closing each
     connection's two sockets once both directions ended (the test's link keeps them until it is
     cut: fine for a test, but a 20-minute soak ran out of file descriptors)."""
 

@@ -64,7 +64,7 @@ def selective_restore(request: HttpRequest, backup_pk: int) -> HttpResponse:
         problem = str(exc)
         options = {"records": {}, "with_dependants": False, "overwrite": False, "on_conflict": "skip"}
     except Exception as exc:
-        from restores.services import _reason
+        from restores.services.running import _reason
 
         problem = _reason(exc)
         options = {"records": {}, "with_dependants": False, "overwrite": False, "on_conflict": "skip"}

@@ -36,8 +36,9 @@ from backups.archive.manifest import parse_members
 from backups.importer import ImportResult
 from organizations.models import Organization
 from restores import engine, upgrades
+from restores.inplace.organization import OrganizationWriter
 from restores.inplace.plan import ModelPlan, RestoreConflict, manifest_scope, plan_restore
-from restores.inplace.write import Counts, Writer
+from restores.inplace.write import Counts
 
 __all__ = ["Replaced", "replace_in_scope"]
 
@@ -94,7 +95,7 @@ def replace_in_scope(
         raise engine.RestoreRefused(str(exc)) from exc
     engine.checkpoint("planned", organization=organization)
     by_key: dict[str, ModelPlan] = {plan.key: plan for plan in plans}
-    writer = Writer(
+    writer = OrganizationWriter(
         organization=organization,
         reader=engine._Progress(reader),
         storage=storage,

@@ -1,6 +1,6 @@
 """Writes of a selective restore: preview, ask for the Owner's code, run in the worker.
 
-The request and its code follow the in-place restore's rules (``restores.services``:
+The request and its code follow the in-place restore's rules (``restores.services.codes``:
 one open request per organization, codes bound to the request, limited attempts); the
 selection and the choices are kept on the ``Restore`` (``options``) and planned again inside
 the worker's transaction, so what is written is what the rows are when it runs.
@@ -24,9 +24,12 @@ from backups.models import Backup
 from organizations.models import Organization
 from restores import engine, upgrades
 from restores.models import Restore
-from restores.permissions import may_restore_in_place
 from restores.selective.plan import SelectionError, SelectivePlan, plan_selective
 from restores.selective.write import Applied, apply_plan, lock_rows
+from restores.services import running
+from restores.services.codes import SAME_MOMENT, open_code_request, open_request_of, refuse_unless_may_restore
+from restores.services.common import RestoreError
+from restores.services.files import restore_files_folder
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +78,8 @@ def selective_preview(*, backup: Backup, options: Mapping[str, Any], storage: St
 
 def restore_selective_request(*, backup: Backup, user: User, options: dict[str, Any], request: Any = None) -> Restore:
     """Open a selective restore of ``backup``'s picked records and send the Owner a code."""
-    from restores.services import RestoreError, _issue_code
-
     org = Organization.objects.get(pk=backup.organization_id)
-    if not Backup.objects.visible_to(user).filter(pk=backup.pk).exists():
-        raise RestoreError("You may not see this backup, so you cannot restore from it.")
-    if not may_restore_in_place(user, org):
-        raise RestoreError("You may not restore this organization (see who may restore in its restore settings).")
+    refuse_unless_may_restore(backup=backup, user=user, organization=org, what="restore from it")
     if backup.status != Backup.Status.COMPLETED or not backup.file:
         raise RestoreError("Only a completed backup whose file is still kept can be restored.")
     if not (options.get("records") or {}):
@@ -89,37 +87,18 @@ def restore_selective_request(*, backup: Backup, user: User, options: dict[str, 
     try:
         with transaction.atomic():
             Organization.objects.select_for_update().filter(pk=org.pk).first()
-            open_request = Restore.objects.filter(organization=org, status=Restore.Status.AWAITING_CODE).first()
-            if open_request is not None:
-                latest = open_request.codes.first()
-                if open_request.requested_by_id != user.pk and latest is not None and not latest.is_expired:
-                    raise RestoreError(
-                        f"{open_request.requested_by} is waiting for a code to restore this organization "
-                        f"(until {timezone.localtime(latest.expires_at):%H:%M}); try again later."
-                    )
-                Restore.objects.filter(pk=open_request.pk, status=Restore.Status.AWAITING_CODE).update(
-                    status=Restore.Status.CANCELLED, cancelled_at=timezone.now(), failure_reason="Superseded."
-                )
-                audit_log(action="restore.superseded", actor=user, organization=org, obj=open_request, request=request)
-            restore = Restore.objects.create(
+            restore = open_code_request(
+                open_request_of(org),
                 kind=Restore.Kind.SELECTIVE,
                 organization=org,
                 backup=backup,
-                requested_by=user,
-                options=options,
-                attempts=open_request.attempts if open_request and open_request.requested_by_id == user.pk else 0,
-            )
-            audit_log(
-                action="restore.request",
-                actor=user,
-                organization=org,
-                obj=restore,
-                request=request,
+                user=user,
                 details={"backup": backup.pk, "kind": "selective", "selection": options},
+                options=options,
+                request=request,
             )
-            _issue_code(restore, request=request)
     except IntegrityError as exc:
-        raise RestoreError("Another restore request of this organization was made at the same moment.") from exc
+        raise RestoreError(SAME_MOMENT) from exc
     logger.info("selective restore %s requested for organization %s from backup %s", restore.pk, org.pk, backup.pk)
     return restore
 
@@ -139,8 +118,6 @@ def apply_selective(*, restore: Restore, reader: Any, storage: Storage, result: 
     """Plan, lock the live rows the plan touches or needs, write; call inside
     ``transaction.atomic()``. A row deleted by someone else between the plan and the lock makes
     a write fail (a reference to a missing row), which rolls the whole restore back."""
-    from restores.services import restore_files_folder
-
     org = restore.organization
     assert org is not None  # noqa: S101 - selective restores always have one
     # Waits for an in-place restore of the organization (it holds this row) and refuses while
@@ -173,7 +150,6 @@ def run_selective(restore: Restore, storage: Storage | None = None, *, pre_resto
     """Run a claimed (running) selective restore: pre-restore backup of the affected data sets,
     then one transaction; on any failure nothing changes and the files stored are removed."""
     from restores.notify import notify_finished
-    from restores.services import _fail, _pre_restore_backup, _reason
 
     storage = storage or default_storage
     org = restore.organization
@@ -184,10 +160,10 @@ def run_selective(restore: Restore, storage: Storage | None = None, *, pre_resto
             raise engine.RestoreRefused("The backup of this restore no longer exists.")
         reader = engine.open_backup(backup, storage)
     except Exception as exc:
-        return _fail(restore, _reason(exc))
+        return running._fail(restore, running._reason(exc))
     try:
         if pre_restore_backup:
-            _pre_restore_backup(restore, datasets=affected_datasets(restore.options))
+            running._pre_restore_backup(restore, datasets=affected_datasets(restore.options))
         result = ImportResult()
         try:
             with transaction.atomic():
@@ -217,7 +193,7 @@ def run_selective(restore: Restore, storage: Storage | None = None, *, pre_resto
             raise
     except Exception as exc:
         logger.exception("selective restore %s of organization %s failed", restore.pk, org.pk)
-        return _fail(restore, _reason(exc) if not isinstance(exc, SelectionError) else str(exc))
+        return running._fail(restore, running._reason(exc) if not isinstance(exc, SelectionError) else str(exc))
     finally:
         reader.close()
     logger.info("selective restore %s of organization %s completed", restore.pk, org.pk)

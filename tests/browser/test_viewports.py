@@ -22,7 +22,8 @@ from playwright.sync_api import expect
 from tests.backups.conftest import tenant  # noqa: F401 (fixture of the probe's world)
 from tests.browser.conftest import open_page, screenshot
 from tests.support.procs import wait_for_live_server_requests
-from tests.test_url_probe import OK, SITE_TABLE, World, fill, site_patterns, world  # noqa: F401 (fixture)
+from tests.support.url_table import OK, SITE_TABLE
+from tests.support.url_walk import World, fill, site_patterns, world  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -212,7 +212,11 @@ def test_a_failing_pre_restore_backup_stops_the_restore(tenant, full_backup, mon
 
 
 def test_a_pending_backup_is_run_before_the_pre_restore_backup(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
-    pending, _ = services.backup_request(organization=tenant.org, requested_by=tenant.owner, label="Queued by hand")
+    from backups import services as backup_services
+
+    pending, _ = backup_services.backup_request(
+        organization=tenant.org, requested_by=tenant.owner, label="Queued by hand"
+    )
     restore = run(confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD))
     assert restore.status == Restore.Status.COMPLETED, restore.failure_reason
     pending.refresh_from_db()

@@ -19,6 +19,7 @@ from backupsvc.lib import heartbeats
 from restores import services
 from restores.maintenance import maintenance_on
 from restores.models import Restore
+from restores.services import running
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import confirmed_restore, run
 
@@ -74,7 +75,7 @@ def test_a_running_restore_beats_so_the_sweep_leaves_it_alone(tenant, full_backu
     settings.BACKUP_HEARTBEAT_STALE_AFTER = dt.timedelta(seconds=1)  # a beat every 0.1 s
     restore = confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD)
     seen: dict[str, object] = {}
-    original = services._pre_restore_backup
+    original = running._pre_restore_backup
 
     def slow_pre_restore_backup(current: Restore):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + 10
@@ -86,7 +87,8 @@ def test_a_running_restore_beats_so_the_sweep_leaves_it_alone(tenant, full_backu
         seen["swept"] = services.restores_fail_stale()
         return original(current)
 
-    monkeypatch.setattr(services, "_pre_restore_backup", slow_pre_restore_backup)
+    # The in-place run looks the name up in ``running``, where it is defined.
+    monkeypatch.setattr(running, "_pre_restore_backup", slow_pre_restore_backup)
     done = run(restore)
     assert seen == {"beats": True, "swept": 0}
     assert done.status == Restore.Status.COMPLETED, done.failure_reason
