@@ -12,7 +12,7 @@ place of the lists and dicts it used to keep (``reader.names``, ``manifest["memb
 
 from __future__ import annotations
 
-import hashlib
+import functools
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -32,13 +32,18 @@ from .directory import (
 from .errors import ArchiveTooLarge, CorruptArchive, DuplicateMember, UnsafePath
 from .manifest import MANIFEST_NAME
 
-_ENTRY_GUESS = 256  # a directory entry is 46 bytes plus its name and extras: one read mostly
+_RECENT = 64  # parsed entries kept
+_ENTRY_GUESS = 256
+_MASK64 = (1 << 64) - 1  # a directory entry is 46 bytes plus its name and extras: one read mostly
 
 
 def name_key(name: str) -> int:
-    """A member name's 64-bit key (never 0: 0 marks a free slot of ``KeyTable``)."""
-    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") or 1
+    """A member name's 64-bit key (never 0: 0 marks a free slot of ``KeyTable``).
+
+    Python's string hash: keyed SipHash, random per process (so names cannot be chosen to
+    collide), cached on the string; the keys never leave the process.
+    """
+    return hash(name) & _MASK64 or 1
 
 
 class KeyTable:
@@ -90,6 +95,7 @@ class Directory:
         self.expected = bytearray()  # SHA-256 per member, 32 bytes each
         self.listed = bytearray()  # 1 where the manifest lists the member
         self.listing = array("L")  # member indices in the manifest's order
+        self._recent = functools.lru_cache(maxsize=_RECENT)(self._parse_entry)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -101,7 +107,11 @@ class Directory:
         self.table.insert(name_key(entry.name), index)
 
     def entry(self, index: int) -> zipfmt.CentralEntry:
-        """The member's directory entry, parsed again from the file (a fresh object each time)."""
+        """The member's directory entry, parsed again from the file (the last few are kept: a
+        member is looked up, then opened)."""
+        return self._recent(index)
+
+    def _parse_entry(self, index: int) -> zipfmt.CentralEntry:
         position = self.positions[index]
         data = self.src.pread(position, _ENTRY_GUESS)
         if len(data) >= zipfmt.CENTRAL.size:
@@ -256,12 +266,13 @@ def read_directory(src: Source, limits: Limits) -> Directory:
         check_entry(entry)
         name = entry.name
         key = name.casefold()
-        if any(directory.name(i).casefold() == key for i in folded.candidates(name_key(key))):
+        folded_key = name_key(key)
+        if any(directory.name(i).casefold() == key for i in folded.candidates(folded_key)):
             raise DuplicateMember(f"The archive contains the member {name!r} more than once.")
         check_encryption(entry)
         index = len(directory)
         directory.add(position, entry)
-        folded.insert(name_key(key), index)
+        folded.insert(folded_key, index)
         if key in folders and (file_folder is None or index < file_folder):
             file_folder = index
         parts = key.split("/")
