@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import ArchiveError, DuplicateMember, SchemaTooNew, UnsupportedFormat
@@ -110,6 +110,7 @@ def check_member(item: Any) -> tuple[str, int, str]:
 _UNREADABLE = "This file is not a backupsvc backup: its manifest is not readable."
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_DELIMITERS = " \t\n\r,:]}"  # what may follow a complete value
 
 
 def read_manifest(
@@ -126,39 +127,26 @@ def read_manifest(
     fields: dict[str, Any] = {}
     error: Exception | None = None
     listed = False
-    text.expect("{")
-    if text.peek() == "}":
-        text.expect("}")
-    else:
-        while True:
-            key = text.value()
-            if not isinstance(key, str):
-                raise UnsupportedFormat(_UNREADABLE)
-            text.expect(":")
-            if key == "members" and text.peek() == "[":
-                if listed:
-                    raise UnsupportedFormat(_UNREADABLE)
-                listed = True
-                fields.pop(key, None)
-                text.expect("[")
-                if text.peek() == "]":
-                    text.expect("]")
-                else:
-                    while True:
-                        item = text.value()
-                        if error is None:
-                            try:
-                                add_member(item)
-                            except ArchiveError as exc:
-                                error = exc
-                        if text.next_of(",]") == "]":
-                            break
-            else:
-                if key == "members":
-                    listed = False
-                fields[key] = text.value()
-            if text.next_of(",}") == "}":
-                break
+    for _ in text.elements("{", "}"):
+        key = text.value()
+        if not isinstance(key, str):
+            raise UnsupportedFormat(_UNREADABLE)
+        text.expect(":")
+        if key != "members" or text.peek() != "[":
+            listed = listed and key != "members"  # json.loads keeps a repeated key's last value
+            fields[key] = text.value()
+            continue
+        if listed:
+            raise UnsupportedFormat(_UNREADABLE)
+        listed = True
+        fields.pop(key, None)
+        for _ in text.elements("[", "]"):
+            item = text.value()
+            if error is None:
+                try:
+                    add_member(item)
+                except ArchiveError as exc:
+                    error = exc
     text.end()
     if not listed and error is None:
         error = UnsupportedFormat("The backup's manifest has no member list.")
@@ -199,12 +187,20 @@ class _Text:
             raise UnsupportedFormat(_UNREADABLE)
         self._pos += 1
 
-    def next_of(self, chars: str) -> str:
-        found = self.peek()
-        if not found or found not in chars:
-            raise UnsupportedFormat(_UNREADABLE)
-        self._pos += 1
-        return found
+    def elements(self, opening: str, closing: str) -> Iterator[None]:
+        """Once per element of the object or array that starts here (the caller reads it)."""
+        self.expect(opening)
+        if self.peek() == closing:
+            self._pos += 1
+            return
+        while True:
+            yield
+            found = self.peek()
+            if not found or found not in "," + closing:
+                raise UnsupportedFormat(_UNREADABLE)
+            self._pos += 1
+            if found == closing:
+                return
 
     def value(self) -> Any:
         self.peek()
@@ -215,8 +211,8 @@ class _Text:
                 if self._fill():  # perhaps cut short by the chunk's end
                     continue
                 raise UnsupportedFormat(_UNREADABLE) from None
-            if end == len(self._buf) and self._fill():
-                continue  # a number or literal may go on in the next chunk
+            if (end == len(self._buf) or self._buf[end] not in _DELIMITERS) and self._fill():
+                continue  # a number may go on in the next chunk ("1." of "1.5")
             self._pos = end
             return value
 
