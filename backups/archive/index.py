@@ -1,4 +1,4 @@
-"""What a reader keeps of an archive's members: a few dozen bytes a member, whatever their number.
+"""What a reader keeps of an archive's members: about 100 bytes a member, whatever their number.
 
 The central directory stays in the file: an entry is parsed again from there when it is needed
 (``Directory.entry``). Kept per member, in arrays: where its directory entry starts, its size,
@@ -47,16 +47,17 @@ def name_key(name: str) -> int:
 
 
 class KeyTable:
-    """An open-addressing multimap of 64-bit keys to member indices (at most half full: 24 bytes
-    a member). Equal keys may belong to different names; callers confirm the name."""
+    """An open-addressing multimap of 64-bit keys to member indices (at most three quarters
+    full: 16 to 32 bytes a member). Equal keys may belong to different names; callers confirm
+    the name."""
 
     def __init__(self, capacity: int) -> None:
         size = 8
-        while size < 2 * capacity + 1:
+        while size * 3 < capacity * 4 + 3:
             size <<= 1
         self._mask = size - 1
         self._keys = array("Q", bytes(8 * size))
-        self._values = array("L", bytes(array("L").itemsize * size))
+        self._values = array("I", bytes(array("I").itemsize * size))
 
     def insert(self, key: int, value: int) -> None:
         keys, mask = self._keys, self._mask
@@ -94,7 +95,7 @@ class Directory:
         # Filled from the manifest's member list (``list_member``):
         self.expected = bytearray()  # SHA-256 per member, 32 bytes each
         self.listed = bytearray()  # 1 where the manifest lists the member
-        self.listing = array("L")  # member indices in the manifest's order
+        self.listing = array("I")  # member indices in the manifest's order
         self._recent = functools.lru_cache(maxsize=_RECENT)(self._parse_entry)
 
     def __len__(self) -> int:
@@ -296,7 +297,7 @@ def read_directory(src: Source, limits: Limits) -> Directory:
             except CorruptArchive as exc:
                 directory.strict_error = exc
     if any(offsets[i] > offsets[i + 1] for i in range(len(offsets) - 1)):
-        directory.order = array("L", sorted(range(len(offsets)), key=offsets.__getitem__))
+        directory.order = array("I", sorted(range(len(offsets)), key=offsets.__getitem__))
     # Member data must lie before the directory without overlapping (overlap is a zip-bomb trick).
     previous_end = 0
     for index in directory.in_offset_order():

@@ -19,7 +19,7 @@ against the manifest (``members.py``). ``extract_all`` removes everything it wro
 check fails (``extract.py``). The directory-level checks (1-4) live in ``directory.py`` and
 ``index.py``.
 
-Memory: a reader keeps a few dozen bytes a member (``index.py``), whatever their number: the
+Memory: a reader keeps about 100 bytes a member (``index.py``), whatever their number: the
 central directory is read in chunks and stays in the file, and the manifest's member list is
 parsed item by item as it streams (``manifest.read_manifest``).
 """
