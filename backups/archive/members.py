@@ -108,8 +108,14 @@ def plaintext(
     produced = 0
     limit = entry.uncompressed
 
-    def overflow() -> ArchiveTooLarge:
-        return ArchiveTooLarge(f"The member {entry.name!r} expands beyond its declared size.")
+    def produce(out: bytes) -> bytes:
+        """Count and hash plaintext on its way out, never beyond the declared size."""
+        nonlocal produced
+        produced += len(out)
+        if produced > limit:
+            raise ArchiveTooLarge(f"The member {entry.name!r} expands beyond its declared size.")
+        digest.update(out)
+        return out
 
     try:
         while remaining:
@@ -121,22 +127,14 @@ def plaintext(
             mac.update(cipher)
             plain = keystream.update(cipher)
             if inflater is None:
-                produced += len(plain)
-                if produced > limit:
-                    raise overflow()
-                digest.update(plain)
-                yield plain
+                yield produce(plain)
                 continue
             while plain:
                 # max_length bounds memory whatever the ratio; the size check stops bombs.
                 out = inflater.decompress(plain, CHUNK_SIZE)
                 plain = inflater.unconsumed_tail
                 if out:
-                    produced += len(out)
-                    if produced > limit:
-                        raise overflow()
-                    digest.update(out)
-                    yield out
+                    yield produce(out)
                 if inflater.eof:
                     if plain or inflater.unused_data or remaining:
                         raise CorruptArchive(f"The member {entry.name!r} is damaged (data after its end).")
@@ -144,11 +142,7 @@ def plaintext(
         if inflater is not None:
             out = inflater.flush()
             if out:
-                produced += len(out)
-                if produced > limit:
-                    raise overflow()
-                digest.update(out)
-                yield out
+                yield produce(out)
     except (ArchiveTooLarge, *DECOMPRESS_ERRORS) as exc:
         # Decrypted garbage inflates to errors or to endless output. If the ciphertext does
         # not match its MAC, the real story is damage: say so rather than "too large".
