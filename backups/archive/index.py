@@ -33,7 +33,7 @@ from .errors import ArchiveTooLarge, CorruptArchive, DuplicateMember, UnsafePath
 from .manifest import MANIFEST_NAME
 
 _RECENT = 64  # parsed entries kept
-_ENTRY_GUESS = 256
+_BLOCK = 64 * 1024
 _MASK64 = (1 << 64) - 1  # a directory entry is 46 bytes plus its name and extras: one read mostly
 
 
@@ -97,6 +97,9 @@ class Directory:
         self.listed = bytearray()  # 1 where the manifest lists the member
         self.listing = array("I")  # member indices in the manifest's order
         self._recent = functools.lru_cache(maxsize=_RECENT)(self._parse_entry)
+        # The last block of the directory read: neighbouring entries come without another read
+        # (on S3, without another ranged GET).
+        self._block: tuple[int, bytes] = (0, b"")
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -114,13 +117,17 @@ class Directory:
 
     def _parse_entry(self, index: int) -> zipfmt.CentralEntry:
         position = self.positions[index]
-        data = self.src.pread(position, _ENTRY_GUESS)
-        if len(data) >= zipfmt.CENTRAL.size:
-            name_len, extra_len, comment_len = zipfmt.CENTRAL.unpack_from(data)[10:13]
-            needed = zipfmt.CENTRAL.size + name_len + extra_len + comment_len
-            if needed > len(data):
-                data = self.src.pread(position, needed)
-        return parse_central(data, 0)[0]
+        start, block = self._block
+        at = position - start
+        if at < 0 or at + zipfmt.CENTRAL.size > len(block):
+            start, at = position, 0
+            block = self.src.pread(position, min(_BLOCK, self.cd_offset + self.cd_size - position))
+            self._block = (start, block)
+        name_len, extra_len, comment_len = zipfmt.CENTRAL.unpack_from(block, at)[10:13]
+        needed = zipfmt.CENTRAL.size + name_len + extra_len + comment_len
+        if at + needed > len(block):
+            return parse_central(self.src.pread(position, needed), 0)[0]
+        return parse_central(block, at)[0]
 
     def name(self, index: int) -> str:
         return self.entry(index).name
