@@ -12,6 +12,10 @@ versions, 100 documents added) and runs the comparison with now the way the work
 measuring wall time and peak RSS. The compare reads rows only (versions carry their SHA-256),
 never the document files. With ``--scale 4`` it repeats this for a tenant four times larger to
 compare peak RSS. Prints a markdown block and, with ``--results``, appends it to RESULTS.md.
+
+Seeding dominates (minutes per GiB): ``--keep`` leaves the seeded, backed-up and changed tenants
+under ``--workdir`` and a later run with the same sizes measures them again; ``--prepare-only``
+just makes them (e.g. one process per size, side by side).
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
