@@ -81,3 +81,41 @@ def wait_for_quiet(limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and cpu_pressure() > 5:
         time.sleep(2)
+
+
+def measured(env: dict[str, str], *args: str) -> tuple[dict[str, float], str]:
+    """Run ``manage.py args`` through ``_measure.py``: (its wall time and peak RSS, its stdout)."""
+    import json
+
+    result = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "_measure.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("MEASURE ")), None)
+    if result.returncode or line is None:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return json.loads(line[len("MEASURE ") :]), result.stdout
+
+
+def seed_tenant(work: Path, gigabytes: float, documents: int) -> dict[str, str]:
+    """A throwaway installation under ``work`` with the ``acme`` tenant, kept when already seeded
+    with these sizes (``seeded.json``); returns its environment."""
+    import json
+    import shutil
+
+    marker = work / "seeded.json"
+    wanted = {"gigabytes": gigabytes, "documents": documents}
+    env = throwaway_env(work)
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return env
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    manage(env, "migrate", "--no-input")
+    manage(env, "seed_demo", "--org", "acme", "--documents", str(documents), "--gigabytes", str(gigabytes), "--quiet")
+    marker.write_text(json.dumps(wanted))
+    return env

@@ -12,26 +12,29 @@ versions, 100 documents added) and runs the comparison with now the way the work
 measuring wall time and peak RSS. The compare reads rows only (versions carry their SHA-256),
 never the document files. With ``--scale 4`` it repeats this for a tenant four times larger to
 compare peak RSS. Prints a markdown block and, with ``--results``, appends it to RESULTS.md.
+
+Seeding dominates (minutes per GiB): ``--keep`` leaves the seeded, backed-up and changed tenants
+under ``--workdir`` and a later run with the same sizes measures them again; ``--prepare-only``
+just makes them (e.g. one process per size, side by side).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import cpu_pressure, machine  # noqa: E402
+from benchmarks._common import cpu_pressure, machine, measured, seed_tenant  # noqa: E402
 from benchmarks._common import manage as _manage  # noqa: E402
-from benchmarks._common import throwaway_env as _env  # noqa: E402
 
 MUTATE = """
 import datetime as dt, hashlib, json
@@ -65,58 +68,49 @@ print(json.dumps({{"compare_s": elapsed, "compare_cpu_s": cpu, "rows": done.prog
 """
 
 
-def _measured(env: dict[str, str], *args: str) -> tuple[dict[str, float], str]:
-    result = subprocess.run(
-        [PY, str(ROOT / "benchmarks" / "_measure.py"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("MEASURE ")), None)
-    if result.returncode or line is None:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(line[len("MEASURE ") :]), result.stdout
-
-
-def run_size(work: Path, gigabytes: float, documents: int) -> dict[str, float]:
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    env = _env(work)
-    _manage(env, "migrate", "--no-input")
-    _manage(env, "seed_demo", "--org", "acme", "--documents", str(documents), "--gigabytes", str(gigabytes), "--quiet")
-    backup_id = _manage(
-        env, "backup", "create", "--org", "acme", "--include-inactive", "--password-out", str(work / "pw")
-    ).strip()
-    _manage(env, "backup", "process")
-    size = int(
-        _manage(env, "shell", "-c", f"from backups.models import Backup as B;print(B.objects.get(pk={backup_id}).size)")
-        .strip()
-        .splitlines()[-1]
-    )
-    mutation = json.loads(_manage(env, "shell", "-c", MUTATE).strip().splitlines()[-1])
-    pressure = cpu_pressure()
-    worker, stdout = _measured(env, "shell", "-c", RUN.format(backup_id=backup_id))
+def run_size(work: Path, gigabytes: float, documents: int, *, measure: bool = True) -> dict[str, Any]:
+    """Seed (or reuse) the tenant, back it up and change it once (kept in ``prepared.json``), then
+    measure one comparison with now in a worker process of its own."""
+    env = seed_tenant(work, gigabytes, documents)
+    prepared = work / "prepared.json"
+    if not prepared.exists():
+        backup_id = _manage(
+            env, "backup", "create", "--org", "acme", "--include-inactive", "--password-out", str(work / "pw")
+        ).strip()
+        _manage(env, "backup", "process")
+        size = int(
+            _manage(
+                env, "shell", "-c", f"from backups.models import Backup as B;print(B.objects.get(pk={backup_id}).size)"
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        mutation = json.loads(_manage(env, "shell", "-c", MUTATE).strip().splitlines()[-1])
+        prepared.write_text(json.dumps({"backup_id": int(backup_id), "size": size, "mutation": mutation}))
+    state = json.loads(prepared.read_text())
+    if not measure:
+        return state
+    pressure, load = cpu_pressure(), os.getloadavg()[0]
+    worker, stdout = measured(env, "shell", "-c", RUN.format(backup_id=state["backup_id"]))
     info = json.loads(stdout.strip().splitlines()[-1])
     return {
         "gigabytes": gigabytes,
-        "documents": mutation["documents"],
-        "archive_mb": size / 1e6,
-        "mutation": mutation,
+        "documents": state["mutation"]["documents"],
+        "archive_mb": state["size"] / 1e6,
+        "mutation": state["mutation"],
         "rows": info["rows"],
         "entries": info["entries"],
         "totals": info["totals"],
         "compare_s": info["compare_s"],
         "compare_cpu_s": info["compare_cpu_s"],
         "cpu_pressure": pressure,
+        "load": load,
         "process_s": worker["seconds"],
         "worker_rss_mb": worker["peak_rss_mb"],
     }
 
 
-def report(rows: list[dict], command: str) -> str:  # type: ignore[type-arg]
+def report(rows: list[dict[str, Any]], command: str) -> str:
     base = rows[0]
     lines = [
         "## Compare: a backup against now, in a worker process",
@@ -126,13 +120,14 @@ def report(rows: list[dict], command: str) -> str:  # type: ignore[type-arg]
         f"- machine: {machine()}",
         "",
         "| tenant | documents | archive MB | rows read (both sides) | records kept | compare s (wall) | compare CPU s | "
-        "CPU pressure before (PSI avg10 %) | process s (start-up included) | worker peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "CPU pressure before (PSI avg10 %) | load average (1 min) | process s (start-up included) | "
+        "worker peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['gigabytes']:g} GiB | {r['documents']} | {r['archive_mb']:.0f} | {r['rows']} | {r['entries']} | "
-            f"{r['compare_s']:.1f} | {r['compare_cpu_s']:.1f} | {r['cpu_pressure']:.0f} | {r['process_s']:.1f} | "
+            f"{r['compare_s']:.1f} | {r['compare_cpu_s']:.1f} | {r['cpu_pressure']:.0f} | {r['load']:.1f} | {r['process_s']:.1f} | "
             f"{r['worker_rss_mb']:.0f} |"
         )
     lines += [
@@ -163,14 +158,22 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4, help="also compare a tenant this many times larger (0: skip)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/backupsvc-compare-bench"))
     parser.add_argument("--results", action="store_true", help="append the figures to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the seeded tenants (a later run with --keep measures them again)"
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="seed, back up and change the tenants; no compare")
     args = parser.parse_args()
-    rows = [run_size(args.workdir / "base", args.gigabytes, args.documents)]
-    print(json.dumps(rows[0]), flush=True)
-    shutil.rmtree(args.workdir / "base", ignore_errors=True)
+    sizes = [("base", args.gigabytes, args.documents)]
     if args.scale:
-        rows.append(run_size(args.workdir / "big", args.gigabytes * args.scale, args.documents * args.scale))
+        sizes.append(("big", args.gigabytes * args.scale, args.documents * args.scale))
+    rows = []
+    for folder, gigabytes, documents in sizes:
+        rows.append(run_size(args.workdir / folder, gigabytes, documents, measure=not args.prepare_only))
         print(json.dumps(rows[-1]), flush=True)
-        shutil.rmtree(args.workdir / "big", ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(args.workdir / folder, ignore_errors=True)
+    if args.prepare_only:
+        return
     text = report(rows, "python " + " ".join(sys.argv))
     print(text)
     if args.results:

@@ -12,15 +12,14 @@ import stat
 import struct
 import tempfile
 import threading
-from collections.abc import Mapping
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from . import zipfmt
 from .crypto import MAC_LEN, PWV_LEN, STRENGTHS
 from .errors import (
-    ArchiveTooLarge,
     CorruptArchive,
-    DuplicateMember,
     SymlinkMember,
     TruncatedArchive,
     UnencryptedMember,
@@ -30,6 +29,22 @@ from .errors import (
 from .names import check_name
 
 _MAX_COMMENT = 0xFFFF
+DIRECTORY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a backup must respect before anything is extracted (zip-bomb protection).
+
+    ``max_ratio`` (uncompressed / stored size) is only applied to members of at least
+    ``ratio_min_size`` bytes: tiny members legitimately reach high ratios and cannot hurt.
+    """
+
+    max_total_size: int = 64 * 1024**3
+    max_ratio: float = 200.0
+    max_members: int = 1_000_000
+    ratio_min_size: int = 1024 * 1024
+    max_manifest_size: int = 256 * 1024 * 1024
 
 
 class Source:
@@ -128,37 +143,51 @@ def _damaged_end(tail: bytes, size: int) -> bool:
     return cd_offset + cd_size == eocd_pos
 
 
-def read_directory(src: Source, max_members: int) -> tuple[dict[str, zipfmt.CentralEntry], int]:
-    """Parse and check the central directory; return the entries by name and its offset."""
-    count, cd_offset, cd_size, _end = find_end(src)
-    if count > max_members:
-        raise ArchiveTooLarge(f"The backup has {count} files, more than the {max_members} this server accepts.")
-    directory = src.pread(cd_offset, cd_size)
-    if len(directory) != cd_size:
-        raise TruncatedArchive("The archive is incomplete: its central directory is cut short.")
-    entries: dict[str, zipfmt.CentralEntry] = {}
-    folded: set[str] = set()
+def iter_central(src: Source, cd_offset: int, cd_size: int, count: int) -> Iterator[tuple[int, zipfmt.CentralEntry]]:
+    """(position in the file, entry) of each of the ``count`` directory entries, read in chunks.
+
+    Raises ``CorruptArchive`` when the directory holds more bytes than the entries.
+    """
+    end = cd_offset + cd_size
+    buf = b""
+    base = cd_offset  # file position of buf[0]
     pos = 0
+
+    def ensure(n: int) -> None:
+        nonlocal buf, base, pos
+        if len(buf) - pos >= n or base + len(buf) >= end:
+            return
+        rest = buf[pos:]
+        base += pos
+        pos = 0
+        want = min(max(DIRECTORY_CHUNK, n - len(rest)), end - base - len(rest))
+        more = src.pread(base + len(rest), want)
+        if len(more) != want:
+            raise TruncatedArchive("The archive is incomplete: its central directory is cut short.")
+        buf = rest + more
+
     for _ in range(count):
-        entry, pos = parse_central(directory, pos)
-        name = entry.name
-        check_name(name)
-        mode = entry.unix_mode
-        if mode is not None and stat.S_IFMT(mode):
-            if stat.S_ISLNK(mode):
-                raise SymlinkMember(f"The member {name!r} is a symbolic link; backups never contain links.")
-            if not stat.S_ISREG(mode):
-                raise UnsafePath(f"The member {name!r} is not a regular file.")
-        if name in entries or name.casefold() in folded:
-            raise DuplicateMember(f"The archive contains the member {name!r} more than once.")
-        _check_encryption(entry)
-        entries[name] = entry
-        folded.add(name.casefold())
-    if pos != len(directory):
+        ensure(zipfmt.CENTRAL.size)
+        if len(buf) - pos >= zipfmt.CENTRAL.size:
+            name_len, extra_len, comment_len = zipfmt.CENTRAL.unpack_from(buf, pos)[10:13]
+            ensure(zipfmt.CENTRAL.size + name_len + extra_len + comment_len)
+        entry, after = parse_central(buf, pos)
+        yield base + pos, entry
+        pos = after
+    if base + pos != end:
         raise CorruptArchive("The archive's central directory is damaged (unexpected trailing bytes).")
-    _check_layout(entries.values(), cd_offset)
-    _check_folders(entries)
-    return entries, cd_offset
+
+
+def check_entry(entry: zipfmt.CentralEntry) -> None:
+    """A member's own checks: a safe name of a regular file, encrypted as backups are."""
+    name = entry.name
+    check_name(name)
+    mode = entry.unix_mode
+    if mode is not None and stat.S_IFMT(mode):
+        if stat.S_ISLNK(mode):
+            raise SymlinkMember(f"The member {name!r} is a symbolic link; backups never contain links.")
+        if not stat.S_ISREG(mode):
+            raise UnsafePath(f"The member {name!r} is not a regular file.")
 
 
 def overhead(entry: zipfmt.CentralEntry) -> int:
@@ -246,7 +275,7 @@ def parse_central(directory: bytes, pos: int) -> tuple[zipfmt.CentralEntry, int]
     return entry, end
 
 
-def _check_encryption(entry: zipfmt.CentralEntry) -> None:
+def check_encryption(entry: zipfmt.CentralEntry) -> None:
     name = entry.name
     if not entry.flags & zipfmt.FLAG_ENCRYPTED:
         raise UnencryptedMember(f"The member {name!r} is not encrypted; every file of a backup must be.")
@@ -281,26 +310,3 @@ def check_strict(entry: zipfmt.CentralEntry) -> None:
         or set(entry.extras) - {zipfmt.EXTRA_ZIP64, zipfmt.EXTRA_AES}
     ):
         raise CorruptArchive(f"The directory entry of {entry.name!r} is damaged.")
-
-
-def _check_layout(entries: Any, cd_offset: int) -> None:
-    """Member data must lie before the directory without overlapping (overlap is a zip-bomb trick)."""
-    previous_end = 0
-    for entry in sorted(entries, key=lambda e: e.offset):
-        if entry.offset < previous_end:
-            raise CorruptArchive(f"The data of {entry.name!r} overlaps another member.")
-        previous_end = entry.offset + zipfmt.LOCAL.size + len(entry.raw_name) + entry.compressed
-        if previous_end > cd_offset:
-            raise CorruptArchive(f"The data of {entry.name!r} overlaps the archive's directory.")
-
-
-def _check_folders(entries: Mapping[str, Any]) -> None:
-    """A name cannot be both a file and a folder ("a" and "a/b"): extraction would fail midway."""
-    folders: set[str] = set()
-    for name in entries:
-        parts = name.casefold().split("/")
-        for i in range(1, len(parts)):
-            folders.add("/".join(parts[:i]))
-    for name in entries:
-        if name.casefold() in folders:
-            raise UnsafePath(f"The member {name!r} is both a file and a folder in this archive.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backups.archive.errors import ArchiveError
+from backups.archive.manifest import parse_members
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +47,17 @@ def member_file(
     ref = row.get(field)
     if not isinstance(ref, dict) or not ref.get("member"):
         raise FileUnavailable("This version has no file in the backup.")
-    for item in manifest.get("members") or []:
-        if item.get("path") == ref["member"]:
-            return MemberFile(
-                member=ref["member"],
-                name=name or "file",
-                size=int(item.get("size") or 0),
-                sha256=str(item.get("sha256") or ""),
-                content_type=content_type or "application/octet-stream",
-            )
-    raise FileUnavailable("The backup's manifest does not list this file; the backup may be damaged.")
+    try:
+        size, sha256 = parse_members(manifest)[ref["member"]]
+    except (KeyError, ArchiveError):
+        raise FileUnavailable("The backup's manifest does not list this file; the backup may be damaged.") from None
+    return MemberFile(
+        member=ref["member"],
+        name=name or "file",
+        size=size,
+        sha256=sha256,
+        content_type=content_type or "application/octet-stream",
+    )
 
 
 def read_verified(reader: Any, file: MemberFile) -> bytes:

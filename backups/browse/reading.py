@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import Storage
 
 from backups import datasets as ds
 from backups.archive import ArchiveReader
 from backups.archive.errors import ArchiveError, WrongPassword
-from backups.keys import PasswordUnavailable, unwrap_password
+from backups.keys import PasswordUnavailable
 from backups.models import Backup
-from backups.storage_io import open_for_reading
+from backups.stored_archive import member_of, open_backup_archive, stream_rows
 
 RELATED_LIMIT = 50  # related records shown per model on a record's page
 
@@ -28,14 +26,6 @@ class PasswordNeeded(BrowseError):
     """The backup keeps no wrapped copy of its password: the user must type it."""
 
 
-class _StoredReader(ArchiveReader):
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._file.close()
-
-
 def needs_password(backup: Backup) -> bool:
     """Whether only the user's own password opens this backup (no copy wrapped by the key ring)."""
     return not backup.password_wrapped
@@ -44,34 +34,26 @@ def needs_password(backup: Backup) -> bool:
 def open_reader(backup: Backup, *, password: str | None = None, storage: Storage | None = None) -> ArchiveReader:
     """The backup's stored archive, read in place (S3 by ranges), opened with the key ring's copy
     of its password, or with ``password`` for a backup that keeps none."""
-    from backups.export import current_schema
-    from backups.verify import archive_limits
-
     if backup.status != Backup.Status.COMPLETED or not backup.file:
         raise BrowseError(f"Backup “{backup.display_name}” has no kept file to browse (it expired or never completed).")
-    if password is None:
-        if needs_password(backup):
-            raise PasswordNeeded("This backup is protected by the password chosen when it was made; enter it.")
-        try:
-            password = unwrap_password(backup.password_wrapped)
-        except PasswordUnavailable as exc:
-            raise BrowseError(str(exc)) from exc
-    storage = storage or default_storage
+    if password is None and needs_password(backup):
+        raise PasswordNeeded("This backup is protected by the password chosen when it was made; enter it.")
     try:
-        fh = open_for_reading(storage, backup.file.name)
+        reader = open_backup_archive(backup, password=password, storage=storage)
+    except PasswordUnavailable as exc:
+        raise BrowseError(str(exc)) from exc
     except FileNotFoundError as exc:
         raise BrowseError(f"The file of backup “{backup.display_name}” is missing from storage.") from exc
     try:
-        reader = _StoredReader(fh, password, limits=archive_limits(), current_schema=current_schema())
         reader.check()
     except WrongPassword as exc:
-        fh.close()
+        reader.close()
         raise PasswordNeeded("The password is not correct.") from exc
     except ArchiveError as exc:
-        fh.close()
+        reader.close()
         raise BrowseError(str(exc)) from exc
     except BaseException:
-        fh.close()
+        reader.close()
         raise
     return reader
 
@@ -87,10 +69,6 @@ def find_spec(model_key: str) -> tuple[str, ds.ModelSpec]:
             if spec.key == model_key:
                 return dataset.key, spec
     raise LookupError(model_key)
-
-
-def member_of(dataset: str, spec: ds.ModelSpec) -> str:
-    return f"data/{dataset}/{spec.key}.jsonl"
 
 
 def model_label(spec: ds.ModelSpec) -> str:
@@ -113,16 +91,6 @@ def contents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         out.append({"key": key, "label": dataset.label, "models": models})
     return out
-
-
-def stream_rows(reader: Any, member: str) -> Iterator[dict[str, Any]]:
-    """A member's rows, one at a time (the member's hashes are checked when it is read to its end)."""
-    if member not in reader.names:
-        return
-    with reader.open(member) as fh:
-        for line in io.TextIOWrapper(fh, encoding="utf-8"):
-            if line.strip():
-                yield json.loads(line)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,7 +227,7 @@ def referring_specs(spec_key: str) -> list[tuple[str, ds.ModelSpec, str]]:
 def related(reader: Any, spec: ds.ModelSpec, row: dict[str, Any]) -> tuple[list[Related], list[Related]]:
     """The rows this row refers to (its client, its document) and the rows that refer to it (a
     client's matters and invoices, a document's versions), at most ``RELATED_LIMIT`` of each."""
-    present = set(reader.names)
+    present = reader.names  # membership is a lookup in the reader's index
     parents: list[Related] = []
     for name, target in spec.refs.items():
         value = row.get(name)

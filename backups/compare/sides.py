@@ -7,8 +7,6 @@ in primary-key order, one at a time.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -16,7 +14,9 @@ from django.core.files.storage import Storage, default_storage
 
 from backups import datasets as ds
 from backups.archive import ArchiveReader
+from backups.keys import PasswordUnavailable
 from backups.models import Backup
+from backups.stored_archive import manifest_scope, member_of, open_backup_archive, stream_rows
 from organizations.models import Organization
 
 
@@ -36,52 +36,18 @@ class Side(Protocol):
     def close(self) -> None: ...
 
 
-def scope_of(manifest: dict[str, Any]) -> ds.Scope:
-    """The scope a backup was taken with, as its manifest records it."""
-    scope = manifest.get("scope") or {}
-    ous = scope.get("ous")
-    return ds.Scope(
-        ou_ids=None if ous is None else frozenset(int(i) for i in ous),
-        include_active=bool(scope.get("include_active", True)),
-        include_inactive=bool(scope.get("include_inactive", False)),
-        exclude_superseded=bool(scope.get("exclude_superseded", False)),
-    )
-
-
-class _StoredReader(ArchiveReader):
-    """A reader of a file opened from storage, which it closes with itself."""
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._file.close()
-
-
 def open_backup_reader(backup: Backup, storage: Storage | None = None) -> ArchiveReader:
     """The stored archive of a completed backup, opened with the key ring's copy of its password."""
-    from backups.export import current_schema
-    from backups.keys import PasswordUnavailable, unwrap_password
-    from backups.verify import archive_limits
-
     if backup.status != Backup.Status.COMPLETED or not backup.file:
         raise CompareError(
             f"Backup “{backup.display_name}” has no kept file to compare (it expired or never completed)."
         )
     try:
-        password = unwrap_password(backup.password_wrapped)
+        return open_backup_archive(backup, storage=storage)
     except PasswordUnavailable as exc:
         raise CompareError(str(exc)) from exc
-    storage = storage or default_storage
-    try:
-        fh = storage.open(backup.file.name, "rb")
     except FileNotFoundError as exc:
         raise CompareError(f"The file of backup “{backup.display_name}” is missing from storage.") from exc
-    try:
-        return _StoredReader(fh, password, limits=archive_limits(), current_schema=current_schema())
-    except BaseException:
-        fh.close()
-        raise
 
 
 class ArchiveSide:
@@ -92,7 +58,7 @@ class ArchiveSide:
         self.description = backup.display_name
         self._reader = reader
         self.manifest = reader.manifest
-        self.scope = scope_of(self.manifest)
+        self.scope = manifest_scope(self.manifest)
 
     @classmethod
     def open(cls, backup: Backup, storage: Storage | None = None) -> ArchiveSide:
@@ -106,22 +72,14 @@ class ArchiveSide:
         return sum(int(n) for per in counts.values() if isinstance(per, dict) for n in per.values())
 
     def rows(self, dataset: str, spec: ds.ModelSpec) -> Iterator[dict[str, Any]]:
-        name = f"data/{dataset}/{spec.key}.jsonl"
-        if name not in self._reader.names:
-            return
-        with self._reader.open(name) as fh:
-            for line in io.TextIOWrapper(fh, encoding="utf-8"):
-                if line.strip():
-                    yield json.loads(line)
+        return stream_rows(self._reader, member_of(dataset, spec))
 
     def file_hash(self, value: Any) -> str | None:
         """The SHA-256 of a stored file a row refers to (``{"member": ...}``), from the manifest."""
         if not isinstance(value, dict) or not value.get("member"):
             return None
-        for item in self.manifest.get("members") or []:
-            if item.get("path") == value["member"]:
-                return str(item.get("sha256") or "")
-        return None
+        listed = self._reader.members.get(value["member"])
+        return listed[1] if listed is not None else None
 
     def close(self) -> None:
         self._reader.close()

@@ -14,17 +14,19 @@ rows themselves are streamed from the archive in chunks.
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.storage import Storage
 from django.db import models
 from django.db.models import QuerySet, UniqueConstraint
 
 from accounts.models import Membership, OURoleAssignment, Role
 from backups import datasets as ds
+from backups.stored_archive import manifest_scope as manifest_scope  # re-exported: the restore uses it from here
+from backups.stored_archive import member_of, stream_rows
 from organizations.models import DocumentVersion, Organization, Regulation
 
 CHUNK = 500
@@ -64,18 +66,6 @@ class ModelPlan:
         return sum(self.kept.values())
 
 
-def manifest_scope(manifest: dict[str, Any]) -> ds.Scope:
-    """The scope a backup recorded in its manifest."""
-    scope = manifest.get("scope") or {}
-    ous = scope.get("ous")
-    return ds.Scope(
-        ou_ids=None if ous is None else frozenset(int(i) for i in ous),
-        include_active=bool(scope.get("include_active", True)),
-        include_inactive=bool(scope.get("include_inactive", False)),
-        exclude_superseded=bool(scope.get("exclude_superseded", False)),
-    )
-
-
 def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for value in values:
@@ -87,17 +77,32 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield batch
 
 
-def stream_rows(reader: Any, member: str) -> Iterator[dict[str, Any]]:
-    if member not in reader.names:
-        return
-    with reader.open(member) as fh:
-        for line in io.TextIOWrapper(fh, encoding="utf-8"):
-            if line.strip():
-                yield json.loads(line)
+def same_stored_file(
+    storage: Storage, current: str, recorded_sha256: str, ref: Any, members: Mapping[str, tuple[int, str]]
+) -> bool:
+    """Whether the stored file ``current`` holds exactly the archive member ``ref`` names.
 
-
-def member_of(dataset: str, spec: ds.ModelSpec) -> str:
-    return f"data/{dataset}/{spec.key}.jsonl"
+    The sizes first (storage metadata), then the SHA-256 the live row recorded when its file was
+    stored, against the manifest's. Only a row that recorded none (a version added through the
+    admin, which leaves the field blank) has its file read and hashed.
+    """
+    if not ref:
+        return not current
+    if not current or ref.get("member") not in members:
+        return False
+    size, sha256 = members[ref["member"]]
+    try:
+        if storage.size(current) != size:
+            return False
+        if recorded_sha256:
+            return recorded_sha256 == sha256
+        digest = hashlib.sha256()
+        with storage.open(current, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
 
 
 def org_rows(spec: ds.ModelSpec, organization: Organization) -> QuerySet[Any]:
