@@ -16,15 +16,18 @@ def _reason(exc: BaseException) -> str:
     return text[:1000]
 
 
-def storage_failure(exc: BaseException) -> str | None:
-    """What a storage error (possibly wrapped) means for the user, or None if ``exc`` is not one."""
+def storage_failure(exc: BaseException, *, remote_only: bool = False) -> str | None:
+    """What a storage error (possibly wrapped) means for the user, or None if ``exc`` is not one.
+
+    ``remote_only``: only the object store's errors (refused, unreachable), whose sentence fits
+    any job; a local disk's sentences speak of writing the backup's archive."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno is not None:
+        if isinstance(current, OSError) and current.errno is not None and not remote_only:
             return _storage_sentence(current)
         if isinstance(current, ClientError):
             code = current.response.get("Error", {}).get("Code", "") or "an error"

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import audit_log
@@ -20,7 +20,7 @@ from backups.archive import ArchiveError
 from backups.importer import ImportResult, delete_files
 from backups.keys import PasswordUnavailable, unwrap_password
 from backups.models import Backup
-from backups.services import BackupError, backup_claim, backup_request, backup_run, worker_name
+from backups.services import BackupError, backup_claim, backup_request, backup_run, storage_failure, worker_name
 from backupsvc.lib import dberrors, heartbeats
 from backupsvc.lib.logcontext import log_context
 from backupsvc.lib.workerstop import WorkerStopping, stoppable
@@ -67,15 +67,18 @@ def _reason(exc: BaseException) -> str:
 
     if isinstance(exc, RestoreDataError):
         return f"The backup's data does not fit together: {exc}"
+    storage = storage_failure(exc, remote_only=True)
+    if storage:
+        said = storage.removesuffix(" Try again later.").rstrip(".")
+        return f"{said}; nothing was changed. Start the restore again later."
     return f"An unexpected error stopped the restore ({exc.__class__.__name__}); the operators can see the details."
 
 
 def _fail(restore: Restore, reason: str) -> Restore:
     """Record the failure (nothing was changed), leave maintenance, tell the Owner."""
-    if not connection.in_atomic_block:
-        # The failure may be the database connection itself: a dead one is dropped, so the
-        # failure is recorded (and maintenance ended) on a new one instead of raising again.
-        connection.close_if_unusable_or_obsolete()
+    # The failure may be the database connection itself: a dead one is dropped, so the failure
+    # is recorded (and maintenance ended) on a new one instead of raising again.
+    dberrors.forget_lost_connection()
     with transaction.atomic():
         Restore.objects.filter(pk=restore.pk, status__in=Restore.ACTIVE_STATUSES).update(
             status=Restore.Status.FAILED, failed_at=timezone.now(), failure_reason=reason[:2000]

@@ -91,6 +91,28 @@ def test_a_failed_restore_exits_non_zero_and_changes_nothing(tenant, operator, m
     assert Restore.objects.get().status == Restore.Status.FAILED
 
 
+def test_storage_out_of_reach_is_said_as_such_without_its_address(tenant, operator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from botocore.exceptions import EndpointConnectionError
+
+    backup = make_backup(tenant.org, tenant.owner)
+    before = db_state(tenant.org)
+
+    def checkpoint(stage: str, **info: Any) -> None:
+        if stage == "imported":
+            raise OSError("storage lost") from EndpointConnectionError(endpoint_url="http://10.9.8.7:9000/bucket")
+
+    monkeypatch.setattr(engine, "checkpoint", checkpoint)
+    with pytest.raises(CommandError) as failed:
+        restore("in-place", str(backup.pk), "--operator", operator.email, "--yes")
+    reason = Restore.objects.get().failure_reason
+    assert reason == (
+        "Storage error: the file storage could not be reached (EndpointConnectionError); nothing was changed. "
+        "Start the restore again later."
+    )
+    assert reason in str(failed.value) and "10.9.8.7" not in str(failed.value)
+    assert db_state(tenant.org) == before
+
+
 def test_the_command_line_runs(tenant, operator) -> None:  # type: ignore[no-untyped-def]
     """Through a real process: the exit status and the one line on stderr."""
     import subprocess
