@@ -28,7 +28,7 @@ The work (``--orgs``, 30 organizations with a few tiny documents each):
 Every 60 to 120 s (``--fault-every``) a fault strikes, the first after 30 s, each kind in turn in a
 shuffled order: a worker SIGKILLed, one running a job when there is one (restarted at once);
 Redis restarted (without persistence: the queued messages are lost); the storage cut for 20 s
-(open connections reset, new ones refused: tests/e2e/test_faults.py's link, closing finished
+(open connections reset, new ones refused: tests/support/net.py's link, closing finished
 connections); the database sessions of web, workers and beat terminated
 (``pg_terminate_backend``; this process's own are named ``soak-driver`` and spared); the disk
 under ``worker-1`` (its TMPDIR, a 16 MiB tmpfs; without root the fault is left out and the
