@@ -157,3 +157,30 @@ def seven_zip() -> str:
 def load() -> list[float]:
     """The machine's load now: 1-minute load average and CPU pressure (PSI avg10 %)."""
     return [round(os.getloadavg()[0], 2), round(cpu_pressure(), 1)]
+
+
+def stage_marks() -> dict[str, float]:
+    """Record when the restore engine first reaches each stage (``restores.engine.checkpoint``
+    wrapped, in a child process after ``django_setup``): {stage: ``perf_counter()``}, and under
+    ``verify_s`` the seconds spent verifying the archive (``ArchiveReader.verify``)."""
+    from restores import engine
+
+    marks: dict[str, float] = {}
+    real_checkpoint = engine.checkpoint
+    real_verify = engine.ArchiveReader.verify
+
+    def checkpoint(stage: str, **info: Any) -> None:
+        if stage != "row":
+            marks.setdefault(stage, time.perf_counter())
+        real_checkpoint(stage, **info)
+
+    def verify(self: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return real_verify(self)
+        finally:
+            marks["verify_s"] = marks.get("verify_s", 0.0) + time.perf_counter() - start
+
+    engine.checkpoint = checkpoint  # type: ignore[assignment]
+    engine.ArchiveReader.verify = verify  # type: ignore[method-assign]
+    return marks

@@ -36,7 +36,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import manage  # noqa: E402
-from benchmarks._tenant import backup_create, backup_info, child, django_setup, fresh, seed_demo, tenant_files  # noqa: E402
+from benchmarks._tenant import (  # noqa: E402
+    backup_create,
+    backup_info,
+    child,
+    django_setup,
+    fresh,
+    seed_demo,
+    stage_marks,
+    tenant_files,
+)
 
 
 def _child(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -58,15 +67,7 @@ def _child_main(kind: str, backup_id: int) -> None:
     from restores.models import Restore
 
     settings.RESTORE_DISPATCH_IMMEDIATELY = False
-    marks: dict[str, float] = {}
-    real_checkpoint = engine.checkpoint
-
-    def checkpoint(stage: str, **info: Any) -> None:
-        if stage != "row":
-            marks.setdefault(stage, time.perf_counter())
-        real_checkpoint(stage, **info)
-
-    engine.checkpoint = checkpoint  # type: ignore[assignment]
+    marks = stage_marks()
     backup = Backup.objects.get(pk=backup_id)
     owner = Membership.objects.get(organization=backup.organization, role="owner").user
     if kind == "in_place":
@@ -85,16 +86,6 @@ def _child_main(kind: str, backup_id: int) -> None:
             status=Restore.Status.QUEUED,
             options=engine.NewOrganization(name="Bench copy", slug="bench-copy", owner_email=owner.email).__dict__,
         )
-    real_verify = engine.ArchiveReader.verify
-
-    def verify(self: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return real_verify(self)
-        finally:
-            marks["verify_s"] = time.perf_counter() - start
-
-    engine.ArchiveReader.verify = verify  # type: ignore[method-assign]
     start = time.perf_counter()
     claimed = services.restore_claim(restore_id=restore.pk)
     assert claimed is not None  # noqa: S101

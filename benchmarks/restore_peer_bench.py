@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import machine  # noqa: E402
-from benchmarks._tenant import child, django_setup, load, one_backup, seed, seven_zip, tenant_files, timed  # noqa: E402
+from benchmarks._tenant import child, django_setup, load, one_backup, seed, seven_zip, stage_marks, tenant_files, timed  # noqa: E402
 
 OPERATOR = "operator@bench.test"
 
@@ -59,6 +59,7 @@ def _child_main(backup_id: int, slug: str) -> None:
     backup = Backup.objects.get(pk=backup_id)
     profile = engine.NewOrganization(name=f"Peer {slug}", slug=slug, owner_email=OPERATOR)
     restore = services.restore_new_organization(user=operator, profile=profile, backup=backup)
+    marks = stage_marks()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu0, start = time.process_time(), time.perf_counter()
     claimed = services.restore_claim(restore_id=restore.pk)
@@ -76,6 +77,8 @@ def _child_main(backup_id: int, slug: str) -> None:
                 "process_cpu_s": time.process_time(),
                 "rss_before_job_mb": rss_before,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "verify_s": marks.get("verify_s", 0.0),
+                "import_s": marks.get("imported", start) - marks.get("after_create", start),
                 "files": done.files_restored,
                 "rows": sum(sum(per.values()) for per in (done.row_counts or {}).values()),
             }

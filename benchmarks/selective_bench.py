@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import machine, manage  # noqa: E402
-from benchmarks._tenant import backup_create, backup_info, child, django_setup, fresh, seed_demo  # noqa: E402
+from benchmarks._tenant import backup_create, backup_info, child, django_setup, fresh, seed_demo, stage_marks  # noqa: E402
 
 SETUP = """
 import datetime as dt, hashlib, os
@@ -129,20 +129,12 @@ def _child_main(kind: str, backup_id: int, *rest: str) -> None:
         out["seconds"] = time.perf_counter() - start
         out["rss_after_mb"] = _hwm_mb()
     else:
-        from restores import engine, services
+        from restores import services
         from restores.models import Restore
         from restores.selective.services import selection_options
 
         settings.RESTORE_DISPATCH_IMMEDIATELY = False
-        marks: dict[str, float] = {}
-        real_checkpoint = engine.checkpoint
-
-        def checkpoint(stage: str, **info: Any) -> None:
-            if stage != "row":
-                marks.setdefault(stage, time.perf_counter())
-            real_checkpoint(stage, **info)
-
-        engine.checkpoint = checkpoint  # type: ignore[assignment]
+        marks = stage_marks()
         options = selection_options(picks={"client": {int(rest[0])}}, with_dependants=True, overwrite=False)
         restore = Restore.objects.create(
             kind=Restore.Kind.SELECTIVE,
