@@ -20,7 +20,7 @@ help:
 	@echo "make test        - install the development packages and run the whole test suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)"
 	@echo "make lint        - ruff check and format check"
 	@echo "make format      - ruff format and autofix"
-	@echo "make benchmark   - archive, engine and compare benchmarks (figures in benchmarks/RESULTS.md)"
+	@echo "make benchmark   - archive, engine, compare, restore-vs-7z and real-files benchmarks (figures in benchmarks/RESULTS.md)"
 	@echo "make capacity    - how many workers 10,000 organizations need for a 6-hour night (docs/capacity.md; the queue simulation)"
 	@echo "make capacity-bench - measure the costs the capacity model uses on the real stack (~30 minutes)"
 	@echo "make loadtest    - gunicorn + PostgreSQL on loopback, 50 locust users for 90 s (figures appended to benchmarks/RESULTS.md)"
@@ -85,6 +85,8 @@ benchmark: $(STAMP_DEV)
 	$(BIN)/python benchmarks/archive_bench.py --size-mb 1024 --files 10000 --workdir /tmp/backupsvc-archive-bench
 	$(BIN)/python benchmarks/engine_bench.py --gigabytes 1 --documents 10000 --rounds 3 --scale 4 8 --results
 	$(BIN)/python benchmarks/compare_bench.py --gigabytes 1 --documents 10000 --scale 4 --results
+	$(BIN)/python benchmarks/restore_peer_bench.py --gigabytes 1 --documents 10000 --rounds 3 --scale 4 --results
+	$(BIN)/python benchmarks/realfiles_bench.py --rounds 3 --results
 
 # The capacity model of docs/capacity.md: the queue simulation (seconds), then optionally the
 # cost measurement on the real stack (PostgreSQL on 127.0.0.1:5432, redis-server, moto; ~30 minutes).

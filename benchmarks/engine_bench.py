@@ -18,12 +18,9 @@ backup for a tenant four times larger to compare peak RSS. Prints a markdown blo
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,85 +31,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import cpu_pressure, machine  # noqa: E402
-from benchmarks._common import manage as _manage  # noqa: E402
-from benchmarks._common import throwaway_env as _env  # noqa: E402
-
-
-def _measured(env: dict[str, str], *args: str) -> dict[str, float]:
-    result = subprocess.run(
-        [PY, str(ROOT / "benchmarks" / "_measure.py"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("MEASURE ")), None)
-    if result.returncode or line is None:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(line[len("MEASURE ") :])
-
-
-def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall-clock and CPU seconds (user + system, children included) of a command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def _tenant_files(env: dict[str, str]) -> tuple[int, int, list[str]]:
-    code = (
-        "from organizations.models import DocumentVersion as V;"
-        "qs=V.objects.filter(document__organization__slug='acme');"
-        "import json;print(json.dumps([qs.count(), sum(qs.values_list('size', flat=True)), list(qs.values_list('file', flat=True))]))"
-    )
-    count, total, names = json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
-    return count, total, names
-
-
-def seed(work: Path, gigabytes: float, documents: int) -> dict[str, str]:
-    """A throwaway installation with the ``acme`` tenant (kept when already seeded with these sizes)."""
-    marker = work / "seeded.json"
-    wanted = {"gigabytes": gigabytes, "documents": documents}
-    env = _env(work)
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
-        return env
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    _manage(env, "migrate", "--no-input")
-    _manage(env, "seed_demo", "--org", "acme", "--documents", str(documents), "--gigabytes", str(gigabytes), "--quiet")
-    marker.write_text(json.dumps(wanted))
-    return env
-
-
-def one_backup(work: Path, env: dict[str, str]) -> tuple[dict[str, float], Path, Path]:
-    """Queue a backup and run it in a measured worker process: (figures, archive, password file)."""
-    pw_file = work / "password"
-    pw_file.unlink(missing_ok=True)
-    backup_id = _manage(
-        env, "backup", "create", "--org", "acme", "--include-inactive", "--password-out", str(pw_file)
-    ).strip()
-    worker = _measured(env, "backup", "process")
-    info = json.loads(
-        _manage(
-            env,
-            "shell",
-            "-c",
-            f"from backups.models import Backup as B;import json;b=B.objects.get(pk={backup_id});"
-            "print(json.dumps([b.status,b.size,b.file.name,b.document_count,b.failure_reason]))",
-        )
-        .strip()
-        .splitlines()[-1]
-    )
-    status, size, name, doc_count, reason = info
-    if status != "completed":
-        raise SystemExit(f"backup {backup_id} {status}: {reason}")
-    worker.update(size=size, documents=doc_count)
-    return worker, work / "media" / name, pw_file
+from benchmarks._tenant import one_backup, seed, seven_zip, timed  # noqa: E402
+from benchmarks._tenant import tenant_files as _tenant_files  # noqa: E402
 
 
 def run_size(work: Path, gigabytes: float, documents: int, *, peer: bool, rounds: int = 1) -> dict[str, float]:
@@ -121,9 +41,7 @@ def run_size(work: Path, gigabytes: float, documents: int, *, peer: bool, rounds
     versions, corpus_bytes, names = _tenant_files(env)
     listing = work / "files.txt"
     listing.write_text("\n".join(names) + "\n")
-    seven = shutil.which("7zz") or shutil.which("7z") or shutil.which("7za")
-    if peer and not seven:
-        raise SystemExit("7z is not installed (apt-get install 7zip)")
+    seven = seven_zip() if peer else None
     per_round: list[dict[str, float]] = []
     for _ in range(rounds):
         shutil.rmtree(work / "media" / "backups", ignore_errors=True)
@@ -135,14 +53,14 @@ def run_size(work: Path, gigabytes: float, documents: int, *, peer: bool, rounds
             password = pw_file.read_text().strip()
             peer_zip = work / "peer.zip"
             peer_zip.unlink(missing_ok=True)
-            r["7z_s"], _ = _timed(
+            r["7z_s"], _ = timed(
                 [seven, "a", "-tzip", "-mem=AES256", "-mx=1", "-mmt=2", f"-p{password}", str(peer_zip), f"@{listing}"],
                 work / "media",
             )
             r["7z_size_mb"] = peer_zip.stat().st_size / 1e6
             for dest in ("ours-x", "7z-x"):
                 shutil.rmtree(work / dest, ignore_errors=True)
-            r["ours_x_s"], r["ours_x_cpu"] = _timed(
+            r["ours_x_s"], r["ours_x_cpu"] = timed(
                 [
                     PY,
                     "manage.py",
@@ -157,9 +75,7 @@ def run_size(work: Path, gigabytes: float, documents: int, *, peer: bool, rounds
                 ROOT,
                 env,
             )
-            r["7z_x_s"], r["7z_x_cpu"] = _timed(
-                [seven, "x", f"-p{password}", f"-o{work / '7z-x'}", str(peer_zip)], work
-            )
+            r["7z_x_s"], r["7z_x_cpu"] = timed([seven, "x", f"-p{password}", f"-o{work / '7z-x'}", str(peer_zip)], work)
             for dest in ("ours-x", "7z-x"):
                 shutil.rmtree(work / dest, ignore_errors=True)
         per_round.append(r)

@@ -26,34 +26,30 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import manage as _manage  # noqa: E402
-from benchmarks._common import throwaway_env as _env  # noqa: E402
+from benchmarks._common import manage  # noqa: E402
+from benchmarks._tenant import (  # noqa: E402
+    backup_create,
+    backup_info,
+    child,
+    django_setup,
+    fresh,
+    seed_demo,
+    stage_marks,
+    tenant_files,
+)
 
 
 def _child(env: dict[str, str], *args: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [PY, str(Path(__file__).resolve()), "--child", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("MEASURE ")), None)
-    if result.returncode or line is None:
-        raise SystemExit(f"child {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(line[len("MEASURE ") :])  # type: ignore[no-any-return]
+    return child(Path(__file__).resolve(), env, *args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,11 +57,7 @@ def _child(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def _child_main(kind: str, backup_id: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupsvc.settings")
-    import django
-
-    django.setup()
+    django_setup()
     from django.conf import settings
 
     from accounts.models import Membership
@@ -75,15 +67,7 @@ def _child_main(kind: str, backup_id: int) -> None:
     from restores.models import Restore
 
     settings.RESTORE_DISPATCH_IMMEDIATELY = False
-    marks: dict[str, float] = {}
-    real_checkpoint = engine.checkpoint
-
-    def checkpoint(stage: str, **info: Any) -> None:
-        if stage != "row":
-            marks.setdefault(stage, time.perf_counter())
-        real_checkpoint(stage, **info)
-
-    engine.checkpoint = checkpoint  # type: ignore[assignment]
+    marks = stage_marks()
     backup = Backup.objects.get(pk=backup_id)
     owner = Membership.objects.get(organization=backup.organization, role="owner").user
     if kind == "in_place":
@@ -102,16 +86,6 @@ def _child_main(kind: str, backup_id: int) -> None:
             status=Restore.Status.QUEUED,
             options=engine.NewOrganization(name="Bench copy", slug="bench-copy", owner_email=owner.email).__dict__,
         )
-    real_verify = engine.ArchiveReader.verify
-
-    def verify(self: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return real_verify(self)
-        finally:
-            marks["verify_s"] = time.perf_counter() - start
-
-    engine.ArchiveReader.verify = verify  # type: ignore[method-assign]
     start = time.perf_counter()
     claimed = services.restore_claim(restore_id=restore.pk)
     assert claimed is not None  # noqa: S101
@@ -159,38 +133,14 @@ def _child_main(kind: str, backup_id: int) -> None:
 
 
 def run(work: Path, gigabytes: float, documents: int) -> dict[str, Any]:
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    env = _env(work)
-    _manage(env, "migrate", "--no-input")
+    env = fresh(work)
+    seed_s = seed_demo(env, gigabytes, documents)
+    versions, corpus, _ = tenant_files(env)
+    backup_id = backup_create(env, work / "pw")
     t0 = time.perf_counter()
-    _manage(env, "seed_demo", "--org", "acme", "--documents", str(documents), "--gigabytes", str(gigabytes), "--quiet")
-    seed_s = time.perf_counter() - t0
-    code = (
-        "from organizations.models import DocumentVersion as V;import json;"
-        "qs=V.objects.filter(document__organization__slug='acme');"
-        "print(json.dumps([qs.count(), sum(qs.values_list('size', flat=True))]))"
-    )
-    versions, corpus = json.loads(_manage(env, "shell", "-c", code).strip().splitlines()[-1])
-    backup_id = int(
-        _manage(env, "backup", "create", "--org", "acme", "--include-inactive", "--password-out", str(work / "pw"))
-        .strip()
-        .splitlines()[-1]
-    )
-    t0 = time.perf_counter()
-    _manage(env, "backup", "process")
+    manage(env, "backup", "process")
     backup_s = time.perf_counter() - t0
-    size = json.loads(
-        _manage(
-            env,
-            "shell",
-            "-c",
-            f"from backups.models import Backup as B;import json;print(json.dumps(B.objects.get(pk={backup_id}).size))",
-        )
-        .strip()
-        .splitlines()[-1]
-    )
+    size = backup_info(env, backup_id)["size"]
     in_place = _child(env, "in_place", str(backup_id))
     new_org = _child(env, "new_organization", str(backup_id))
     return {

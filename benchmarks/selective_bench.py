@@ -26,20 +26,17 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import machine  # noqa: E402
-from benchmarks._common import manage as _manage  # noqa: E402
-from benchmarks._common import throwaway_env as _env  # noqa: E402
+from benchmarks._common import machine, manage  # noqa: E402
+from benchmarks._tenant import backup_create, backup_info, child, django_setup, fresh, seed_demo, stage_marks  # noqa: E402
 
 SETUP = """
 import datetime as dt, hashlib, os
@@ -89,20 +86,11 @@ def _hwm_mb() -> float:
 
 
 def _child(env: dict[str, str], *args: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [PY, str(Path(__file__).resolve()), "--child", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("MEASURE ")), None)
-    if result.returncode or line is None:
-        raise SystemExit(f"child {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(line[len("MEASURE ") :])  # type: ignore[no-any-return]
+    return child(Path(__file__).resolve(), env, *args)
 
 
 def _child_main(kind: str, backup_id: int, *rest: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupsvc.settings")
-    import django
-
-    django.setup()
+    django_setup()
     from django.conf import settings
     from django.test import Client
     from django.urls import reverse
@@ -141,20 +129,12 @@ def _child_main(kind: str, backup_id: int, *rest: str) -> None:
         out["seconds"] = time.perf_counter() - start
         out["rss_after_mb"] = _hwm_mb()
     else:
-        from restores import engine, services
+        from restores import services
         from restores.models import Restore
         from restores.selective.services import selection_options
 
         settings.RESTORE_DISPATCH_IMMEDIATELY = False
-        marks: dict[str, float] = {}
-        real_checkpoint = engine.checkpoint
-
-        def checkpoint(stage: str, **info: Any) -> None:
-            if stage != "row":
-                marks.setdefault(stage, time.perf_counter())
-            real_checkpoint(stage, **info)
-
-        engine.checkpoint = checkpoint  # type: ignore[assignment]
+        marks = stage_marks()
         options = selection_options(picks={"client": {int(rest[0])}}, with_dependants=True, overwrite=False)
         restore = Restore.objects.create(
             kind=Restore.Kind.SELECTIVE,
@@ -184,35 +164,21 @@ def _child_main(kind: str, backup_id: int, *rest: str) -> None:
 
 
 def run(work: Path, gigabytes: float, documents: int, big_mib: int) -> dict[str, Any]:
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    env = _env(work)
+    env = fresh(work)
     big = work / "big.bin"
     with open(big, "wb") as fh:
         for _ in range(big_mib):
             fh.write(os.urandom(1 << 20))
     env["BIG_FILE"] = str(big)
-    _manage(env, "migrate", "--no-input")
-    t0 = time.perf_counter()
-    _manage(env, "seed_demo", "--org", "acme", "--documents", str(documents), "--gigabytes", str(gigabytes), "--quiet")
-    seed_s = time.perf_counter() - t0
-    client_pk, version_pk, sha, size = _manage(env, "shell", "-c", SETUP).strip().splitlines()[-1].split()
+    seed_s = seed_demo(env, gigabytes, documents)
+    client_pk, version_pk, sha, size = manage(env, "shell", "-c", SETUP).strip().splitlines()[-1].split()
     big.unlink()
-    backup_id = int(
-        _manage(env, "backup", "create", "--org", "acme", "--include-inactive", "--password-out", str(work / "pw"))
-        .strip()
-        .splitlines()[-1]
-    )
+    backup_id = backup_create(env, work / "pw")
     t0 = time.perf_counter()
-    _manage(env, "backup", "process")
+    manage(env, "backup", "process")
     backup_s = time.perf_counter() - t0
-    archive = json.loads(
-        _manage(env, "shell", "-c", f"from backups.models import Backup as B;print(B.objects.get(pk={backup_id}).size)")
-        .strip()
-        .splitlines()[-1]
-    )
-    _manage(env, "shell", "-c", DELETE)
+    archive = backup_info(env, backup_id)["size"]
+    manage(env, "shell", "-c", DELETE)
     return {
         "machine": machine(),
         "gigabytes": gigabytes,
