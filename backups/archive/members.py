@@ -1,4 +1,5 @@
-"""The member pipeline of the archive writer: jobs, the worker threads' encoding, streamed members.
+"""The member pipeline of the archive writer: jobs, the worker threads' encoding, streamed members,
+and the small types the writer hands back (``MemberInfo``, ``ArchiveSummary``).
 
 A member travels as a ``Job``: the caller's thread creates it (whole data, a path to read, or a
 ``feed`` queue of chunks), a worker thread ``MemberEncoder.encode``s it (keys, SHA-256, deflate,
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import zipfmt
 from .compress import SAMPLE_SIZE, looks_compressed, new_compressor, trial_compress
@@ -69,6 +70,33 @@ class Result:
     zip64_local: bool
     dos_time: int
     dos_date: int
+
+
+class WritableBinary(Protocol):
+    """What the writer needs from its sink: ``write`` (``flush`` is used when present)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A member as written: name, plaintext size and SHA-256, stored size, method (0 stored, 8 deflated)."""
+
+    path: str
+    size: int
+    sha256: str
+    compressed_size: int
+    method: int
+
+
+@dataclass(frozen=True)
+class ArchiveSummary:
+    """What ``ArchiveWriter.close`` returns (``members`` is filled only with ``keep_members=True``)."""
+
+    bytes_written: int
+    sha256: str
+    members: list[MemberInfo]
+    manifest: dict[str, Any] = field(repr=False)
 
 
 class MemberEncoder:

@@ -25,9 +25,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from . import zipfmt
 from .crypto import password_bytes
@@ -40,10 +39,13 @@ from .members import (
     POLL,
     QUEUE_DEPTH,
     Aborted,
+    ArchiveSummary,
     Job,
     MemberEncoder,
+    MemberInfo,
     MemberWriter,
     Result,
+    WritableBinary,
     read_full,
 )
 from .names import check_name
@@ -53,33 +55,6 @@ __all__ = ["CHUNK_SIZE", "ArchiveSummary", "ArchiveWriter", "MemberInfo", "Membe
 #: Sizes at or above this go to zip64 fields (tests lower it to exercise the zip64 path).
 ZIP64_LIMIT = zipfmt.MAX32
 ZIP64_COUNT_LIMIT = zipfmt.MAX16
-
-
-class WritableBinary(Protocol):
-    """What the writer needs from its sink: ``write`` (``flush`` is used when present)."""
-
-    def write(self, data: bytes, /) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """A member as written: name, plaintext size and SHA-256, stored size, method (0 stored, 8 deflated)."""
-
-    path: str
-    size: int
-    sha256: str
-    compressed_size: int
-    method: int
-
-
-@dataclass(frozen=True)
-class ArchiveSummary:
-    """What ``ArchiveWriter.close`` returns (``members`` is filled only with ``keep_members=True``)."""
-
-    bytes_written: int
-    sha256: str
-    members: list[MemberInfo]
-    manifest: dict[str, Any] = field(repr=False)
 
 
 class ArchiveWriter:
