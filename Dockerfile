@@ -4,7 +4,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 BACKUPSVC_ENV=production
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+# native/winzip-kdf: the C key derivation (requirements.txt), built here and its compiler removed.
+COPY native/ native/
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
+    && pip install --no-cache-dir -r requirements.txt \
+    && apt-get purge -y gcc libc6-dev libssl-dev && rm -rf /var/lib/apt/lists/*
 COPY . .
 # collectstatic needs settings that import; the real secrets come at run time.
 RUN SECRET_KEY=build BACKUP_KEYS=$(python -c "from cryptography.fernet import Fernet;print(Fernet.generate_key().decode())") \

@@ -32,7 +32,7 @@ help:
 	@echo "make seed        - migrate and load the demo data (prints the logins)"
 	@echo "make clean-var   - delete var/ (database, files, broker, mail, generated secrets of the embedded set-up)"
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt native/winzip-kdf/winzip_kdf.c native/winzip-kdf/setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt

@@ -40,7 +40,7 @@ Reading (``source`` is a path or a seekable binary file object)::
 Dependencies: ``cryptography`` (PBKDF2, AES); ``pycryptodomex`` (or ``pycryptodome``) for a
 fast little-endian AES-CTR, with a slower pure-``cryptography`` fallback; ``isal`` for fast
 deflate, with ``zlib`` as the fallback (about 3x slower writer on text). Sizes: the writer
-keeps a few MiB per member in flight (``max_in_flight`` members, chunks of 1 MiB); the
+keeps a few MiB per member in flight (``max_in_flight`` members, pieces of 256 KiB); the
 reader needs a seekable source (save an upload to a temporary file first).
 
 Every failure a user can meet is an ``ArchiveError`` subclass with a sentence as message:

@@ -7,7 +7,7 @@ release the GIL, so members processed on separate threads really run in parallel
   hands each member to a pool of worker threads as a job;
 * a worker derives the member's keys, hashes, compresses and encrypts it chunk by chunk and
   puts finished pieces (local header, ciphertext, MAC, data descriptor) on the job's own small
-  queue;
+  queue (``member_pipeline.py``: jobs, the encoding, streamed members);
 * one output thread drains the jobs strictly in submission order into the sink, so the sink
   only ever sees sequential writes and may be non-seekable (an S3 multipart upload).
 
@@ -24,84 +24,37 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from . import zipfmt
-from .compress import SAMPLE_SIZE, looks_compressed, new_compressor, trial_compress
-from .crypto import MAC_LEN, STRENGTHS, WRITE_STRENGTH, derive_keys, new_keystream, new_mac, password_bytes
+from .crypto import password_bytes
 from .errors import ArchiveWriterError, DuplicateMember
 from .ledger import Ledger, NameSet
 from .manifest import FORMAT, MANIFEST_NAME
+from .member_pipeline import (
+    CHUNK_SIZE,
+    EOF,
+    POLL,
+    QUEUE_DEPTH,
+    Aborted,
+    ArchiveSummary,
+    Job,
+    MemberEncoder,
+    MemberInfo,
+    MemberWriter,
+    Result,
+    WritableBinary,
+    read_full,
+)
 from .names import check_name
 
-CHUNK_SIZE = 1 << 20
+__all__ = ["CHUNK_SIZE", "ArchiveSummary", "ArchiveWriter", "MemberInfo", "MemberWriter"]
+
 #: Sizes at or above this go to zip64 fields (tests lower it to exercise the zip64 path).
 ZIP64_LIMIT = zipfmt.MAX32
 ZIP64_COUNT_LIMIT = zipfmt.MAX16
-# A member whose size is known and below this gets a plain local header; deflate can expand
-# data slightly, so keep a margin below 4 GiB.
-_SMALL_MEMBER = 0xF000_0000
-_QUEUE_DEPTH = 2
-_POLL = 0.2
-
-
-class WritableBinary(Protocol):
-    """What the writer needs from its sink: ``write`` (``flush`` is used when present)."""
-
-    def write(self, data: bytes, /) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """A member as written: name, plaintext size and SHA-256, stored size, method (0 stored, 8 deflated)."""
-
-    path: str
-    size: int
-    sha256: str
-    compressed_size: int
-    method: int
-
-
-@dataclass(frozen=True)
-class ArchiveSummary:
-    """What ``ArchiveWriter.close`` returns (``members`` is filled only with ``keep_members=True``)."""
-
-    bytes_written: int
-    sha256: str
-    members: list[MemberInfo]
-    manifest: dict[str, Any] = field(repr=False)
-
-
-class _Aborted(Exception):
-    """Internal: another thread failed, stop quietly."""
-
-
-_EOF = None
-
-
-@dataclass(eq=False)
-class _Job:
-    name: str
-    compress: bool | None
-    size_hint: int | None
-    data: bytes | memoryview | None = None
-    path: str | None = None
-    feed: queue.Queue[bytes | None] | None = None
-    out: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(_QUEUE_DEPTH))
-
-
-@dataclass
-class _Result:
-    method: int
-    compressed: int
-    uncompressed: int
-    sha256: str
-    zip64_local: bool
-    dos_time: int
-    dos_date: int
 
 
 class ArchiveWriter:
@@ -139,8 +92,8 @@ class ArchiveWriter:
         n_workers = workers or min(4, os.cpu_count() or 2)
         self._max_in_flight = max_in_flight or n_workers + 3
         self._slots = threading.BoundedSemaphore(self._max_in_flight)
-        self._work: queue.Queue[_Job | None] = queue.Queue()
-        self._order: queue.Queue[_Job | None] = queue.Queue()
+        self._work: queue.Queue[Job | None] = queue.Queue()
+        self._order: queue.Queue[Job | None] = queue.Queue()
         self._abort = threading.Event()
         self._error: BaseException | None = None
         self._names = NameSet()
@@ -166,13 +119,13 @@ class ArchiveWriter:
     def add_bytes(self, name: str, data: bytes, *, compress: bool | None = None) -> None:
         """Add a small member from memory."""
         self._begin(name)
-        self._submit(_Job(name, compress, len(data), data=data))
+        self._submit(Job(name, compress, len(data), data=data))
 
     def add_path(self, name: str, path: str | os.PathLike[str], *, compress: bool | None = None) -> None:
         """Add a file from disk; a worker thread opens and reads it, so this returns at once."""
         size = os.stat(path).st_size  # fails here, in the caller, if the file is missing
         self._begin(name)
-        self._submit(_Job(name, compress, size, path=os.fspath(path)))
+        self._submit(Job(name, compress, size, path=os.fspath(path)))
 
     def add_stream(self, name: str, stream: BinaryIO, *, compress: bool | None = None, size: int | None = None) -> None:
         """Add a member read from ``stream`` until EOF; returns once the stream has been read.
@@ -181,12 +134,12 @@ class ArchiveWriter:
         member is written as possibly larger than 4 GiB.
         """
         self._begin(name)
-        first = _read_full(stream, CHUNK_SIZE)
+        first = read_full(stream, CHUNK_SIZE)
         if len(first) < CHUNK_SIZE:
             # Whole member in one chunk: no streaming needed (most files of a backup).
-            self._submit(_Job(name, compress, len(first), data=first))
+            self._submit(Job(name, compress, len(first), data=first))
             return
-        job = _Job(name, compress, size, feed=queue.Queue(_QUEUE_DEPTH))
+        job = Job(name, compress, size, feed=queue.Queue(QUEUE_DEPTH))
         self._submit(job)
         feed = job.feed
         assert feed is not None  # noqa: S101 - set just above
@@ -194,8 +147,8 @@ class ArchiveWriter:
             chunk = first
             while chunk:
                 self._put(feed, chunk)
-                chunk = _read_full(stream, CHUNK_SIZE)
-            self._put(feed, _EOF)
+                chunk = read_full(stream, CHUNK_SIZE)
+            self._put(feed, EOF)
         except BaseException as exc:
             # Half a member is in the pipeline and cannot be taken back: the archive is lost.
             self._fail(exc)
@@ -208,7 +161,7 @@ class ArchiveWriter:
         Deflated by default (JSONL data). No other member may be added until it is closed.
         """
         self._begin(name)
-        job = _Job(name, compress, None, feed=queue.Queue(_QUEUE_DEPTH))
+        job = Job(name, compress, None, feed=queue.Queue(QUEUE_DEPTH))
         self._submit(job)
         member = MemberWriter(self, job)
         self._open_member = member
@@ -230,7 +183,7 @@ class ArchiveWriter:
             doc[key] = value
         self._drain()
         # The manifest is streamed too: its member list is as long as the archive is wide.
-        job = _Job(MANIFEST_NAME, True, None, feed=queue.Queue(_QUEUE_DEPTH))
+        job = Job(MANIFEST_NAME, True, None, feed=queue.Queue(QUEUE_DEPTH))
         self._submit(job)
         member = MemberWriter(self, job)
         head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
@@ -302,8 +255,8 @@ class ArchiveWriter:
             raise DuplicateMember(f"The archive already has a member named {name!r}.")
         self._report()
 
-    def _submit(self, job: _Job) -> None:
-        while not self._slots.acquire(timeout=_POLL):
+    def _submit(self, job: Job) -> None:
+        while not self._slots.acquire(timeout=POLL):
             self._raise_if_failed()
             self._report()
         self._order.put(job)
@@ -315,7 +268,7 @@ class ArchiveWriter:
         while True:
             self._raise_if_failed()
             try:
-                q.put(item, timeout=_POLL)
+                q.put(item, timeout=POLL)
             except queue.Full:
                 self._report()
             else:
@@ -327,7 +280,7 @@ class ArchiveWriter:
         taken = 0
         try:
             while taken < self._max_in_flight:
-                if self._slots.acquire(timeout=_POLL):
+                if self._slots.acquire(timeout=POLL):
                     taken += 1
                 else:
                     self._raise_if_failed()
@@ -343,7 +296,7 @@ class ArchiveWriter:
         self._order.put(None)
         for thread in self._threads:
             while thread.is_alive():
-                thread.join(_POLL)
+                thread.join(POLL)
                 self._report()
 
     def _raise_if_failed(self) -> None:
@@ -367,118 +320,18 @@ class ArchiveWriter:
     # ----------------------------------------------------------------- worker threads
 
     def _worker_loop(self) -> None:
+        encoder = MemberEncoder(self._password, self._level, (self._dos_time, self._dos_date), ZIP64_LIMIT, self._abort)
         while True:
             job = self._work.get()
             if job is None:
                 return
             try:
-                self._encode(job)
-            except _Aborted:
+                encoder.encode(job)
+            except Aborted:
                 return
             except BaseException as exc:  # handed to the caller's thread
                 self._fail(exc)
                 return
-
-    def _chunks(self, job: _Job) -> Iterator[bytes | memoryview]:
-        if job.data is not None:
-            view = memoryview(job.data)
-            for start in range(0, len(view), CHUNK_SIZE):
-                yield view[start : start + CHUNK_SIZE]
-        elif job.path is not None:
-            with open(job.path, "rb", buffering=0) as source:
-                while chunk := source.read(CHUNK_SIZE):
-                    yield chunk
-        else:
-            assert job.feed is not None  # noqa: S101
-            while True:
-                try:
-                    item = job.feed.get(timeout=_POLL)
-                except queue.Empty:
-                    if self._abort.is_set():
-                        raise _Aborted from None
-                    continue
-                if item is _EOF:
-                    return
-                yield item
-
-    def _out(self, job: _Job, item: Any) -> None:
-        while True:
-            try:
-                job.out.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                if self._abort.is_set():
-                    raise _Aborted from None
-
-    def _encode(self, job: _Job) -> None:
-        """Hash, compress, encrypt and frame one member; pieces go to the job's queue."""
-        chunks = self._chunks(job)
-        first = next(chunks, b"")
-        compressor = None
-        head_out = b""
-        sample = b""
-        if job.compress is True or (
-            job.compress is None and len(first) and not looks_compressed(job.name, bytes(first[:64]))
-        ):
-            compressor = new_compressor(self._level)
-            if job.compress is None:
-                # Decide on a sample; the trial output is the real start of the stream when kept.
-                sample = bytes(first[:SAMPLE_SIZE])
-                trial = trial_compress(compressor, sample)
-                if trial is None:
-                    compressor = None
-                else:
-                    head_out = trial
-                    first = first[len(sample) :]
-        method = zipfmt.METHOD_DEFLATED if compressor is not None else zipfmt.METHOD_STORED
-        zip64_local = job.size_hint is None or job.size_hint >= min(_SMALL_MEMBER, ZIP64_LIMIT)
-        name = job.name.encode("utf-8")
-        salt = os.urandom(STRENGTHS[WRITE_STRENGTH][1])
-        enc_key, auth_key, verifier = derive_keys(self._password, salt)
-        keystream = new_keystream(enc_key)
-        mac = new_mac(auth_key)
-        digest = hashlib.sha256()
-        if head_out:
-            digest.update(sample)
-        pending: list[bytes] = [
-            zipfmt.local_header(name, method, self._dos_time, self._dos_date, zip64_local),
-            salt,
-            verifier,
-        ]
-        pending_len = 0
-        plain_pending = len(sample) if head_out else 0
-        size = plain_pending
-        stored = len(salt) + len(verifier) + MAC_LEN
-
-        def emit(data: bytes | memoryview) -> None:
-            nonlocal pending_len, stored
-            if not data:
-                return
-            cipher = keystream.update(data)
-            mac.update(cipher)
-            pending.append(cipher)
-            pending_len += len(cipher)
-            stored += len(cipher)
-
-        emit(head_out)
-        for chunk in _prepend(first, chunks):
-            if not chunk:
-                continue
-            digest.update(chunk)
-            size += len(chunk)
-            plain_pending += len(chunk)
-            emit(compressor.compress(chunk) if compressor is not None else chunk)
-            if pending_len >= CHUNK_SIZE:
-                self._out(job, (b"".join(pending), plain_pending))
-                pending, pending_len, plain_pending = [], 0, 0
-        if compressor is not None:
-            emit(compressor.flush())
-        if not zip64_local and (size >= ZIP64_LIMIT or stored >= ZIP64_LIMIT):
-            raise ArchiveWriterError(f"The member {job.name!r} grew beyond its announced size while being written.")
-        pending.append(mac.digest()[:MAC_LEN])
-        pending.append(zipfmt.data_descriptor(stored, size, zip64_local))
-        self._out(job, (b"".join(pending), plain_pending))
-        self._out(job, _Result(method, stored, size, digest.hexdigest(), zip64_local, self._dos_time, self._dos_date))
 
     # ----------------------------------------------------------------- output thread
 
@@ -502,112 +355,36 @@ class ArchiveWriter:
                 offset = self._offset
                 while True:
                     try:
-                        item = job.out.get(timeout=_POLL)
+                        item = job.out.get(timeout=POLL)
                     except queue.Empty:
                         if self._abort.is_set():
                             return
                         continue
-                    if isinstance(item, _Result):
+                    self._emit(item[0])
+                    self._plain_done += item[1]
+                    if len(item) == 3:  # the member's last piece carries its Result
                         break
-                    data, plain = item
-                    self._emit(data)
-                    self._plain_done += plain
+                result: Result = item[2]
                 header = zipfmt.central_header(
                     job.name.encode("utf-8"),
-                    item.method,
-                    item.dos_time,
-                    item.dos_date,
-                    item.compressed,
-                    item.uncompressed,
+                    result.method,
+                    result.dos_time,
+                    result.dos_date,
+                    result.compressed,
+                    result.uncompressed,
                     offset,
                     ZIP64_LIMIT,
                 )
                 if job.name == MANIFEST_NAME:  # the manifest does not list itself
                     self._ledger.record(header, None)
                 else:
-                    self._ledger.record(header, {"path": job.name, "size": item.uncompressed, "sha256": item.sha256})
+                    self._ledger.record(
+                        header, {"path": job.name, "size": result.uncompressed, "sha256": result.sha256}
+                    )
                     if self._keep_members:
                         self._members.append(
-                            MemberInfo(job.name, item.uncompressed, item.sha256, item.compressed, item.method)
+                            MemberInfo(job.name, result.uncompressed, result.sha256, result.compressed, result.method)
                         )
                 self._slots.release()
         except BaseException as exc:  # handed to the caller's thread
             self._fail(exc)
-
-
-class MemberWriter:
-    """A member being written chunk by chunk (see ``ArchiveWriter.open_member``)."""
-
-    def __init__(self, writer: ArchiveWriter, job: _Job) -> None:
-        self._writer = writer
-        self._job = job
-        self._buffer = bytearray()
-        self.name = job.name
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        """Append ``data``; it is handed to a worker in chunks of ``CHUNK_SIZE`` bytes."""
-        if self.closed:
-            raise ArchiveWriterError(f"The member {self.name!r} is already closed.")
-        self._buffer += data
-        if len(self._buffer) >= CHUNK_SIZE:
-            self._writer._put(self._job.feed, bytes(self._buffer))  # type: ignore[arg-type]
-            self._buffer = bytearray()
-        return len(data)
-
-    def writable(self) -> bool:
-        """Always True (with ``readable``/``seekable`` this lets ``io.TextIOWrapper`` wrap the member)."""
-        return True
-
-    def readable(self) -> bool:
-        """Always False: a member being written cannot be read back."""
-        return False
-
-    def seekable(self) -> bool:
-        """Always False: members are streamed."""
-        return False
-
-    def flush(self) -> None:
-        """Nothing to do: data is handed over by ``write`` and ``close``."""
-
-    def close(self) -> None:
-        """Finish the member; the writer accepts other members again."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._buffer:
-            self._writer._put(self._job.feed, bytes(self._buffer))  # type: ignore[arg-type]
-            self._buffer = bytearray()
-        self._writer._put(self._job.feed, _EOF)  # type: ignore[arg-type]
-        self._writer._open_member = None
-
-    def __enter__(self) -> MemberWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.closed = True
-            self._writer._open_member = None
-            self._writer.abort()
-
-
-def _read_full(stream: BinaryIO, size: int) -> bytes:
-    """Read up to ``size`` bytes, looping over short reads (pipes, sockets)."""
-    parts = []
-    left = size
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            break
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts) if len(parts) != 1 else parts[0]
-
-
-def _prepend(first: bytes | memoryview, rest: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
-    yield first
-    yield from rest

@@ -8,9 +8,11 @@ from backups.archive.ledger import Ledger, NameSet
 
 
 def test_a_repeated_name_is_refused_after_many_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(NameSet, "_SPILL", 8)  # merge into the sorted array every 8 names
+    monkeypatch.setattr(NameSet, "_SPILL", 8)  # a sorted run every 8 names
+    monkeypatch.setattr(NameSet, "_MAX_RUNS", 3)  # runs merged into one past 3
     names = NameSet()
     assert all(names.add(f"files/{i:05d}") for i in range(100))
+    assert len(names._runs) <= 4 and sum(len(run) for run in names._runs) + len(names._recent) == 100
     assert not names.add("files/00003")  # long merged into the sorted array
     assert not names.add("files/00099")  # still among the recent ones
     assert names.add("files/00100")

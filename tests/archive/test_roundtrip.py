@@ -245,7 +245,9 @@ def test_writer_memory_stays_bounded_for_a_large_streamed_member() -> None:
     finally:
         tracemalloc.stop()
     assert summary.members[0].size == total
-    assert peak < 20 * 1024 * 1024, peak
+    # 256 KiB pieces: about 2.6 MB measured (1 MiB pieces: 9.7 MB, and a worker process's peak
+    # then grew with the tenant, since only large tenants fill the pipeline's queues).
+    assert peak < 6 * 1024 * 1024, peak
 
 
 def test_progress_is_reported_and_ends_with_the_total() -> None:
