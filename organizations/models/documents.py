@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -59,3 +61,15 @@ class DocumentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document.reference} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A newly attached file (an upload, the admin's "change" of the file) records its own size
+        and SHA-256, so the recorded pair always describes the stored bytes: restores trust it to
+        tell an unchanged file without reading it back from storage."""
+        if self.file and not self.file._committed:
+            digest, size = hashlib.sha256(), 0
+            for chunk in self.file.chunks():
+                digest.update(chunk)
+                size += len(chunk)
+            self.sha256, self.size = digest.hexdigest(), size
+        super().save(*args, **kwargs)

@@ -12,7 +12,6 @@ committed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from accounts.models import Membership, OURoleAssignment, User
 from backups import datasets as ds
 from backups.importer import ImportResult, in_folder
 from organizations.models import Organization
-from restores.inplace.plan import ModelPlan, chunks, member_of, org_rows, stream_rows, unique_fields
+from restores.inplace.plan import ModelPlan, chunks, member_of, org_rows, same_stored_file, stream_rows, unique_fields
 
 LEAVES = (Membership, OURoleAssignment)  # no row refers to them; their unique values are references
 
@@ -77,23 +76,9 @@ class Writer:
             return None
         raise ds.RestoreDataError(f"A row of the backup refers to a missing {target} #{old}.")
 
-    def same_file(self, current: str, ref: Any) -> bool:
+    def same_file(self, current: str, ref: Any, recorded_sha256: str = "") -> bool:
         """Whether the stored file ``current`` holds exactly the archive member's bytes."""
-        if not ref:
-            return not current
-        if not current or ref.get("member") not in self.members:
-            return False
-        size, sha256 = self.members[ref["member"]]
-        try:
-            if self.storage.size(current) != size:
-                return False
-            digest = hashlib.sha256()
-            with self.storage.open(current, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-                    digest.update(chunk)
-        except OSError:
-            return False
-        return digest.hexdigest() == sha256
+        return same_stored_file(self.storage, current, recorded_sha256, ref, self.members)
 
     def store(self, fld: models.FileField, ref: dict[str, Any], name: str) -> str:
         with self.reader.open(ref["member"]) as stream:
@@ -259,7 +244,7 @@ class Writer:
                         changes[name] = self.user(row.get(name))
                 for name in spec.files:
                     ref = row.get(name)
-                    if not self.same_file(current[name] or "", ref):
+                    if not self.same_file(current[name] or "", ref, current.get("sha256") or ""):
                         fld = model._meta.get_field(name)
                         stored = (
                             self.store(fld, ref, fld.generate_filename(None, ref.get("name") or name)) if ref else ""

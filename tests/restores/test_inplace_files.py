@@ -55,6 +55,25 @@ def test_a_changed_file_of_the_same_size_is_rewritten(tenant) -> None:  # type: 
     assert replaced.old_files == [version.file.name]
 
 
+def test_a_file_replaced_as_the_admin_does_records_its_own_hash_and_is_restored(tenant) -> None:  # type: ignore[no-untyped-def]
+    """The admin's form assigns the upload and saves; size and SHA-256 are read-only there. The
+    recorded pair must follow the new bytes, or the restore would take the file for unchanged."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    version = _version(tenant)
+    original = _read(version.file.name)
+    backup = make_backup(tenant.org, tenant.owner)
+    other = os.urandom(len(original))
+    version.file = SimpleUploadedFile("replaced.pdf", other)
+    version.save()
+    version.refresh_from_db()
+    assert (version.size, version.sha256) == (len(other), hashlib.sha256(other).hexdigest())
+    restore_in_place(backup, remove_old_files=False)
+    again = om.DocumentVersion.objects.get(pk=version.pk)
+    assert _read(again.file.name) == original
+    assert again.sha256 == hashlib.sha256(original).hexdigest()
+
+
 def _member(reader_members: dict[str, tuple[int, str]], data: bytes) -> dict[str, Any]:
     reader_members["files/m"] = (len(data), hashlib.sha256(data).hexdigest())
     return {"member": "files/m", "name": "a.txt"}
