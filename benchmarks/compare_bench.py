@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import cpu_pressure, machine, measured, seed_tenant  # noqa: E402
+from benchmarks._common import cpu_pressure, machine  # noqa: E402
 from benchmarks._common import manage as _manage  # noqa: E402
+from benchmarks._tenant import measured  # noqa: E402
+from benchmarks._tenant import seed as seed_tenant  # noqa: E402
 
 MUTATE = """
 import datetime as dt, hashlib, json
