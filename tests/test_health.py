@@ -217,8 +217,9 @@ def test_a_check_whose_dependency_hangs_fails_within_the_limit(client, settings,
     assert response.status_code == 503
     check = body["checks"][dependency]
     assert check["ok"] is False and check["error"]
-    # Given up after the limit plus a second's grace (2 s), with slack for a loaded machine.
-    assert check["error"] == "no answer within 2 s" or check["latency_ms"] < 2000, check
+    # Given up after the limit plus a second's grace (2 s): by the probe's own timer, or by the
+    # driver's timeout of the same length, whichever fires first on a loaded machine.
+    assert check["error"] == "no answer within 2 s" or "timeout" in check["error"] or check["latency_ms"] < 2000, check
     assert check["latency_ms"] < 2000 + 1500, check
     assert elapsed < 2.0 + 3.0, f"the probe took {elapsed:.1f} s"
     if dependency == "database":
