@@ -9,7 +9,6 @@ import errno
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -27,38 +26,9 @@ KINDS = ("worker killed", "redis restarted", "storage cut", "database backends t
 
 class Link(StorageLink):
     """tests/support/net.py's link between the app and the S3 server (its cut shuts the listener
-    down, so the next connection is refused), closing each connection's two sockets once both
-    directions ended: the shared link keeps them until it is cut, fine for a test, but a
-    20-minute soak ran out of file descriptors."""
+    down, so the next connection is refused; finished connections are closed), and whether it is cut."""
 
     is_cut = False
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            ends = [2]  # the connection's directions still open
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe_pair, args=(src, dst, ends), daemon=True).start()
-
-    def _pipe_pair(self, src: socket.socket, dst: socket.socket, ends: list[int]) -> None:
-        self._pipe(src, dst)
-        with self._lock:
-            ends[0] -= 1
-            if ends[0]:
-                return
-            for sock in (src, dst):
-                self._sockets.discard(sock)
-                sock.close()
 
     def cut(self) -> None:
         super().cut()

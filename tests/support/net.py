@@ -85,8 +85,21 @@ class StorageLink:
                 continue
             with self._lock:
                 self._sockets |= {client, upstream}
+            ends = [2]  # the connection's directions still open
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pipe_pair, args=(src, dst, ends), daemon=True).start()
+
+    def _pipe_pair(self, src: socket.socket, dst: socket.socket, ends: list[int]) -> None:
+        """One direction; the last of a connection's two to end closes both sockets (a long run,
+        such as the soak, would otherwise run out of file descriptors)."""
+        self._pipe(src, dst)
+        with self._lock:
+            ends[0] -= 1
+            if ends[0]:
+                return
+            for sock in (src, dst):
+                self._sockets.discard(sock)
+                sock.close()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
