@@ -17,7 +17,11 @@ PY = sys.executable
 
 
 def throwaway_env(work: Path) -> dict[str, str]:
-    """Environment of an installation under ``work``: SQLite, local files, no dispatch, no SMTP."""
+    """Environment of an installation under ``work``: SQLite, local files, no dispatch, no SMTP.
+
+    DEBUG is off, as on a production worker: with it on, Django keeps a log of the last 9,000 queries in
+    every process (up to about 12 MB in the workers' peak RSS figures).
+    """
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "AWS_STORAGE_BUCKET_NAME")
     }
@@ -28,6 +32,7 @@ def throwaway_env(work: Path) -> dict[str, str]:
         BACKUP_DISPATCH_IMMEDIATELY="0",
         LOG_LEVEL="WARNING",
         EMAIL_URL="",
+        DEBUG="false",
     )
     return env
 
