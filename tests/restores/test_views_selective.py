@@ -131,3 +131,22 @@ def test_a_new_code_keeps_the_selection_and_a_failure_changes_nothing(tenant, fu
     assert not om.Template.objects.filter(pk=template_pk).exists()
     assert {k: v for k, v in media_listing().items() if f"restore-{done.pk}" in k} == {}
     assert set(media_listing()) - set(files) <= {k for k in media_listing() if k.startswith("backups/")}
+
+
+def test_asking_while_an_in_place_restore_is_queued_shows_why_and_sends_no_code(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    from tests.restores.conftest import confirmed_restore
+
+    queued = confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD)
+    assert queued.status == Restore.Status.QUEUED
+    sent = len(mail.outbox)
+    template = om.Template.objects.filter(organization=tenant.org).first()
+    owner = _client(tenant.owner)
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
+    page = owner.post(reverse("restores:selective", args=[full_backup.pk]), {})
+    assert page.status_code == 200
+    assert "A restore of this organization is already queued or running." in page.content.decode()
+    assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
+    assert len(mail.outbox) == sent
+    assert Restore.objects.get(pk=queued.pk).status == Restore.Status.QUEUED
