@@ -132,7 +132,7 @@ def test_refused_while_a_restore_of_the_organization_is_queued(tenant, operator)
     queued = confirmed_restore(backup, tenant.owner, DEMO_PASSWORD)
     doc = om.ControlledDocument.objects.get(organization=tenant.org, reference="A1-1")
     om.ControlledDocument.objects.filter(pk=doc.pk).delete()
-    with pytest.raises(CommandError, match="A restore of this organization is already queued or running."):
+    with pytest.raises(CommandError, match=r"A restore of this organization is already queued or running\."):
         restore(
             "selective",
             str(backup.pk),
