@@ -141,15 +141,8 @@ def backup_verify(
             last_verified_at=timezone.now(), verification_ok=ok, verification_message=message
         )
         backup.refresh_from_db()
-        _event(backup, backup.status, f"Verified: {message}" if ok else f"Verification failed: {message}", user)
-        audit_log(
-            action="backup.verify",
-            actor=user,
-            organization=backup.organization,
-            obj=backup,
-            request=request,
-            details={"ok": ok, "message": message},
-        )
+        event = f"Verified: {message}" if ok else f"Verification failed: {message}"
+        _record(backup, event=event, ok=ok, message=message, user=user, request=request)
     if ok:
         logger.info("backup %s verified: %s", backup.pk, message)
     else:
@@ -159,13 +152,19 @@ def backup_verify(
 
 def _not_checked(backup: Backup, reason: str, *, user: User | None, request: Any) -> None:
     with transaction.atomic():
-        _event(backup, backup.status, f"{NOT_CHECKED}{reason}", user)
-        audit_log(
-            action="backup.verify",
-            actor=user,
-            organization=backup.organization,
-            obj=backup,
-            request=request,
-            details={"ok": None, "message": reason},
-        )
+        _record(backup, event=f"{NOT_CHECKED}{reason}", ok=None, message=reason, user=user, request=request)
     logger.warning("backup %s could not be verified: %s", backup.pk, reason)
+
+
+def _record(backup: Backup, *, event: str, ok: bool | None, message: str, user: User | None, request: Any) -> None:
+    """A verification's line on the backup's timeline and its audit entry (``ok``: None when
+    the archive could not be checked)."""
+    _event(backup, backup.status, event, user)
+    audit_log(
+        action="backup.verify",
+        actor=user,
+        organization=backup.organization,
+        obj=backup,
+        request=request,
+        details={"ok": ok, "message": message},
+    )
