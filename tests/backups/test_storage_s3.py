@@ -276,7 +276,7 @@ def test_verify_now_while_the_store_is_cut_off_says_it_could_not_check_and_recor
     check that reaches the store gives the result. Before, nothing was recorded at all."""
     from django.urls import reverse
 
-    from tests.backups.test_views_access import login
+    from tests.factories import client_for
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     link = StorageLink(int(s3_endpoint.rsplit(":", 1)[1]))
@@ -286,7 +286,7 @@ def test_verify_now_while_the_store_is_cut_off_says_it_could_not_check_and_recor
     try:
         backup, _ = services.backup_request(organization=cast.org, requested_by=cast.owner, dispatch=False)
         assert services.process_queue() == 1
-        owner = login(cast.owner)
+        owner = client_for(cast.owner)
         verify = reverse("backups:verify", args=[backup.pk])
         detail = reverse("backups:detail", args=[backup.pk])
         assert "verified: " in owner.post(verify, {"next": detail}, follow=True).content.decode()
