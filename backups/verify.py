@@ -21,9 +21,10 @@ from accounts.services import audit_log
 from backups.archive import ArchiveError, ArchiveReader, Limits
 from backups.export import current_schema
 from backups.keys import PasswordUnavailable, unwrap_password
-from backups.models import Backup
+from backups.models import Backup, BackupEvent
 from backups.services import IllegalTransition
-from backups.services.common import _event
+from backups.services.common import BackupError, _event
+from backups.services.reasons import storage_failure
 from backups.storage_io import open_for_reading
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,24 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 
 
+NOT_CHECKED = "Could not be checked: "  # how the timeline says a verification found no answer
+
+
 class VerificationFailed(Exception):
     """Internal: the archive did not pass; the message is the sentence recorded on the backup."""
+
+
+class VerificationNotChecked(BackupError):
+    """The archive could not be read (the file storage could not be reached): no result, neither
+    passed nor failed. The message is the sentence on the backup's timeline."""
+
+
+def not_checked_since_verified(backup: Backup) -> BackupEvent | None:
+    """The latest verification that could not check the archive, if none gave a result since."""
+    events = backup.events.filter(message__startswith=NOT_CHECKED)
+    if backup.last_verified_at is not None:
+        events = events.filter(created_at__gt=backup.last_verified_at)
+    return events.order_by("-created_at", "-id").first()
 
 
 def archive_limits() -> Limits:
@@ -75,6 +92,8 @@ def _check(backup: Backup, storage: Storage) -> str:
                 raise VerificationFailed("The stored archive belongs to another backup; it may have been replaced.")
             size, sha256 = _file_digest(fh)
     except ArchiveError as exc:
+        if storage_failure(exc, remote_only=True):  # the store went away while it was read
+            raise
         raise VerificationFailed(str(exc)) from exc
     except OSError as exc:
         raise VerificationFailed(f"Reading the archive from storage failed: {exc.strerror or exc}.") from exc
@@ -95,8 +114,10 @@ def backup_verify(
     """Decrypt a completed backup's archive, check its structure, manifest, every member's HMAC
     and SHA-256 and the whole file's recorded SHA-256, and record the outcome on the backup
     (``last_verified_at``, ``verification_ok``, ``verification_message``), its timeline and the
-    audit log. A failed check is a recorded result, not an exception; only a backup that has no
-    archive (not completed) raises ``IllegalTransition``.
+    audit log. A failed check is a recorded result, not an exception; a backup that has no
+    archive (not completed) raises ``IllegalTransition``. When the file storage cannot be
+    reached the archive is not known to be bad: the last result stays, the timeline and the
+    audit log say it could not be checked, and ``VerificationNotChecked`` is raised.
     """
     backup.refresh_from_db()
     if backup.status != Backup.Status.COMPLETED or not backup.file:
@@ -109,22 +130,41 @@ def backup_verify(
     except VerificationFailed as exc:
         message = str(exc)
         ok = False
+    except Exception as exc:
+        reason = storage_failure(exc, remote_only=True)
+        if reason is None:
+            raise
+        _not_checked(backup, reason, user=user, request=request)
+        raise VerificationNotChecked(f"{NOT_CHECKED}{reason}") from exc
     with transaction.atomic():
         Backup.objects.filter(pk=backup.pk).update(
             last_verified_at=timezone.now(), verification_ok=ok, verification_message=message
         )
         backup.refresh_from_db()
-        _event(backup, backup.status, f"Verified: {message}" if ok else f"Verification failed: {message}", user)
-        audit_log(
-            action="backup.verify",
-            actor=user,
-            organization=backup.organization,
-            obj=backup,
-            request=request,
-            details={"ok": ok, "message": message},
-        )
+        event = f"Verified: {message}" if ok else f"Verification failed: {message}"
+        _record(backup, event=event, ok=ok, message=message, user=user, request=request)
     if ok:
         logger.info("backup %s verified: %s", backup.pk, message)
     else:
         logger.warning("backup %s failed verification: %s", backup.pk, message)
     return backup
+
+
+def _not_checked(backup: Backup, reason: str, *, user: User | None, request: Any) -> None:
+    with transaction.atomic():
+        _record(backup, event=f"{NOT_CHECKED}{reason}", ok=None, message=reason, user=user, request=request)
+    logger.warning("backup %s could not be verified: %s", backup.pk, reason)
+
+
+def _record(backup: Backup, *, event: str, ok: bool | None, message: str, user: User | None, request: Any) -> None:
+    """A verification's line on the backup's timeline and its audit entry (``ok``: None when
+    the archive could not be checked)."""
+    _event(backup, backup.status, event, user)
+    audit_log(
+        action="backup.verify",
+        actor=user,
+        organization=backup.organization,
+        obj=backup,
+        request=request,
+        details={"ok": ok, "message": message},
+    )

@@ -37,6 +37,7 @@ from backups.services import (
     backup_request,
     storage_failure,
 )
+from backups.verify import NOT_CHECKED, not_checked_since_verified
 from organizations.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ def backup_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "datasets": selectors.dataset_rows(backup),
         "download_count": backup.downloads.count(),
         "comparisons": selectors.comparisons_of(_user(request), backup),
+        "not_checked": not_checked_since_verified(backup),
     }
     return render(request, "backups/detail.html", context)
 
@@ -343,7 +345,11 @@ def backup_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
     if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         verify_backup.apply(args=[backup.pk])
         backup.refresh_from_db()
-        if backup.verification_ok:
+        not_checked = not_checked_since_verified(backup)
+        if not_checked is not None:
+            reason = not_checked.message.removeprefix(NOT_CHECKED)
+            messages.warning(request, f"Backup “{backup.display_name}” could not be checked: {reason}")
+        elif backup.verification_ok:
             messages.success(request, f"Backup “{backup.display_name}” verified: {backup.verification_message}")
         else:
             messages.error(

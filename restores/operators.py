@@ -21,6 +21,7 @@ from backups.services import worker_name
 from organizations.models import Organization
 from restores.models import Restore
 from restores.services import RestoreError, in_place_problems, restore_run
+from restores.services.policy import refuse_while_restoring
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,50 @@ def operator_for(email: str) -> User:
     return operator
 
 
+def _start_operator_restore(
+    kind: str, *, backup: Backup, operator: User, options: dict[str, Any] | None = None, via: str
+) -> Restore:
+    """Create ``operator``'s restore of ``backup`` as running (this process runs it), audited
+    in the same transaction. Refused (``RestoreError``) while a restore of the organization is
+    queued or running, under the organization's row lock as the web requests are."""
+    org = backup.organization
+    now = timezone.now()
+    details: dict[str, Any] = {"backup": backup.pk, "via": via}
+    if options is not None:
+        details["selection"] = options
+    try:
+        with transaction.atomic():
+            Organization.objects.select_for_update().filter(pk=org.pk).first()
+            refuse_while_restoring(org)
+            restore = Restore.objects.create(
+                kind=kind,
+                status=Restore.Status.RUNNING,
+                organization=org,
+                backup=backup,
+                requested_by=operator,
+                options=options if options is not None else {},
+                confirmed_at=now,
+                started_at=now,
+                worker=worker_name(),
+            )
+            audit_log(action="restore.operator_start", actor=operator, organization=org, obj=restore, details=details)
+    except IntegrityError as exc:
+        raise RestoreError("A restore of this organization was started at the same moment.") from exc
+    logger.info("restore %s of organization %s started by operator %s", restore.pk, org.pk, operator.pk)
+    return restore
+
+
+def _finish_operator_restore(restore: Restore, *, operator: User) -> Restore:
+    audit_log(
+        action="restore.operator_finish",
+        actor=operator,
+        organization=restore.organization,
+        obj=restore,
+        details={"backup": restore.backup_id, "status": restore.status, "reason": restore.failure_reason},
+    )
+    return restore
+
+
 def restore_in_place_by_operator(*, backup: Backup, operator: User) -> Restore:
     """Restore ``backup`` over its organization now, in this process, as ``operator``.
 
@@ -42,45 +87,10 @@ def restore_in_place_by_operator(*, backup: Backup, operator: User) -> Restore:
     problems = in_place_problems(backup)
     if problems:
         raise RestoreError(" ".join(problems))
-    org = backup.organization
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            Organization.objects.select_for_update().filter(pk=org.pk).first()
-            active = Restore.objects.filter(
-                organization=org, kind=Restore.Kind.IN_PLACE, status__in=Restore.ACTIVE_STATUSES
-            )
-            if active.exists():
-                raise RestoreError("A restore of this organization is already queued or running.")
-            restore = Restore.objects.create(
-                kind=Restore.Kind.IN_PLACE,
-                status=Restore.Status.RUNNING,
-                organization=org,
-                backup=backup,
-                requested_by=operator,
-                confirmed_at=now,
-                started_at=now,
-                worker=worker_name(),
-            )
-            audit_log(
-                action="restore.operator_start",
-                actor=operator,
-                organization=org,
-                obj=restore,
-                details={"backup": backup.pk, "via": "manage.py restore in-place"},
-            )
-    except IntegrityError as exc:
-        raise RestoreError("A restore of this organization was started at the same moment.") from exc
-    logger.info("restore %s of organization %s started by operator %s", restore.pk, org.pk, operator.pk)
-    restore = restore_run(restore=restore)
-    audit_log(
-        action="restore.operator_finish",
-        actor=operator,
-        organization=org,
-        obj=restore,
-        details={"backup": backup.pk, "status": restore.status, "reason": restore.failure_reason},
+    restore = _start_operator_restore(
+        Restore.Kind.IN_PLACE, backup=backup, operator=operator, via="manage.py restore in-place"
     )
-    return restore
+    return _finish_operator_restore(restore_run(restore=restore), operator=operator)
 
 
 def restore_selective_by_operator(*, backup: Backup, operator: User, options: dict[str, Any]) -> Restore:
@@ -90,35 +100,10 @@ def restore_selective_by_operator(*, backup: Backup, operator: User, options: di
 
     if backup.status != Backup.Status.COMPLETED or not backup.file:
         raise RestoreError("Only a completed backup whose file is still kept can be restored.")
-    now = timezone.now()
-    with transaction.atomic():
-        restore = Restore.objects.create(
-            kind=Restore.Kind.SELECTIVE,
-            status=Restore.Status.RUNNING,
-            organization=backup.organization,
-            backup=backup,
-            requested_by=operator,
-            options=options,
-            confirmed_at=now,
-            started_at=now,
-            worker=worker_name(),
-        )
-        audit_log(
-            action="restore.operator_start",
-            actor=operator,
-            organization=backup.organization,
-            obj=restore,
-            details={"backup": backup.pk, "via": "manage.py restore selective", "selection": options},
-        )
-    restore = run_selective(restore)
-    audit_log(
-        action="restore.operator_finish",
-        actor=operator,
-        organization=backup.organization,
-        obj=restore,
-        details={"backup": backup.pk, "status": restore.status, "reason": restore.failure_reason},
+    restore = _start_operator_restore(
+        Restore.Kind.SELECTIVE, backup=backup, operator=operator, options=options, via="manage.py restore selective"
     )
-    return restore
+    return _finish_operator_restore(run_selective(restore), operator=operator)
 
 
 def restore_from_file_by_operator(

@@ -49,6 +49,7 @@ def verify_backup(backup_id: int, user_id: int | None = None) -> None:
     """Verify a completed backup and rehearse its restore (the Verify button)."""
     from accounts.models import User
     from backups.models import Backup
+    from backups.verify import VerificationNotChecked
     from restores.verify import backup_verify_and_rehearse
 
     with log_context(backup_id=backup_id):
@@ -56,7 +57,10 @@ def verify_backup(backup_id: int, user_id: int | None = None) -> None:
         if backup is None:
             return
         user = User.objects.filter(pk=user_id).first() if user_id else None
-        backup_verify_and_rehearse(backup=backup, user=user)
+        try:
+            backup_verify_and_rehearse(backup=backup, user=user)
+        except VerificationNotChecked:
+            return  # the storage could not be reached: the backup's timeline says so; no retry
 
 
 @shared_task(ignore_result=True)

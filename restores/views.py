@@ -194,9 +194,14 @@ def backup_verify(request: HttpRequest, backup_pk: int) -> HttpResponse:
         verify_backup.delay(backup.pk, request.user.pk)
         messages.info(request, "Verification started: the archive is checked and its restore rehearsed.")
     else:
+        from backups.verify import VerificationNotChecked
         from restores.verify import backup_verify_and_rehearse
 
-        backup = backup_verify_and_rehearse(backup=backup, user=request.user, request=request)  # type: ignore[arg-type]
-        level = messages.success if backup.verification_ok else messages.error
-        level(request, backup.verification_message)
+        try:
+            backup = backup_verify_and_rehearse(backup=backup, user=request.user, request=request)  # type: ignore[arg-type]
+        except VerificationNotChecked as exc:
+            messages.warning(request, str(exc))
+        else:
+            level = messages.success if backup.verification_ok else messages.error
+            level(request, backup.verification_message)
     return redirect(backup)

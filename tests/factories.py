@@ -6,12 +6,21 @@ import datetime as dt
 from decimal import Decimal
 
 import factory
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership, OURoleAssignment, Role, User
 from organizations import models as org
 
 DEMO_PASSWORD = "correct-horse-battery-staple"
+
+
+def client_for(user: User | None, **kwargs: object) -> Client:
+    """A test client signed in as ``user`` (anonymous for None); ``kwargs`` go to ``Client``."""
+    client = Client(**kwargs)  # type: ignore[arg-type]
+    if user is not None:
+        client.force_login(user)
+    return client
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -42,7 +42,7 @@ def test_healthy_on_the_test_setup_for_an_anonymous_caller(client) -> None:  # t
     response, body = _get(client)
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker", "storage", "jobs"}
+    assert set(body["checks"]) == {"database", "broker", "storage", "jobs", "archive"}
     for name, check in body["checks"].items():
         assert check["ok"] is True, (name, check)
         assert isinstance(check["latency_ms"], float) and check["latency_ms"] >= 0
@@ -52,6 +52,17 @@ def test_healthy_on_the_test_setup_for_an_anonymous_caller(client) -> None:  # t
     # No session, no CSRF cookie, never cached.
     assert not response.cookies
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("backend", ["winzip_kdf", "cryptography"])
+def test_the_key_derivation_in_use_is_reported_and_the_fallback_is_healthy(client, monkeypatch, backend) -> None:  # type: ignore[no-untyped-def]
+    from backups.archive import crypto
+
+    assert _get(client)[1]["checks"]["archive"]["kdf_backend"] == crypto.KDF_BACKEND  # what this process uses
+    monkeypatch.setattr(crypto, "KDF_BACKEND", backend)  # as imported without the C extension, or with it
+    response, body = _get(client)
+    assert response.status_code == 200 and body["status"] == "ok"
+    assert body["checks"]["archive"]["ok"] is True and body["checks"]["archive"]["kdf_backend"] == backend
 
 
 def test_head_is_answered_and_post_refused(client) -> None:  # type: ignore[no-untyped-def]

@@ -26,12 +26,14 @@ from backups.datasets.registry import (
     ModelSpec,
     RestoreDataError,
     Scope,
-    _from_json,
     all_keys,
     import_plain_rows,
     register,
     resolve,
     to_json,
+)
+from backups.datasets.registry import (
+    _from_json as from_json,
 )
 
 __all__ = [
@@ -43,9 +45,9 @@ __all__ = [
     "ModelSpec",
     "RestoreDataError",
     "Scope",
-    "_from_json",
     "_versions",
     "all_keys",
+    "from_json",
     "import_plain_rows",
     "register",
     "resolve",

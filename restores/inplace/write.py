@@ -217,7 +217,7 @@ class Writer:
                 wanted: dict[str, Any] = {}
                 for name in spec.fields:
                     if name in row:
-                        wanted[name] = ds._from_json(model, name, row[name])
+                        wanted[name] = ds.from_json(model, name, row[name])
                 for name, target in spec.refs.items():
                     nullable = model._meta.get_field(name).null
                     wanted[attnames[name]] = self.ref(target, row.get(name), nullable=nullable)

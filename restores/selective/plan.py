@@ -271,7 +271,7 @@ def _changed(spec: ds.ModelSpec, organization: Organization, row: dict[str, Any]
     live = org_rows(spec, organization).filter(pk=int(row["id"])).values_list(*columns).first()
     if live is None:
         return True
-    wanted = [ds._from_json(model, n, row.get(n)) for n in spec.fields]
+    wanted = [ds.from_json(model, n, row.get(n)) for n in spec.fields]
     wanted += [None if row.get(n) is None else int(row[n]) for n in spec.refs]
     wanted += [row.get(n) for n in spec.user_refs]
     return list(live) != wanted

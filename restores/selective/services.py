@@ -1,7 +1,8 @@
 """Writes of a selective restore: preview, ask for the Owner's code, run in the worker.
 
 The request and its code follow the in-place restore's rules (``restores.services.codes``:
-one open request per organization, codes bound to the request, limited attempts); the
+none while a restore of the organization is queued or running, one open request per
+organization, codes bound to the request, limited attempts); the
 selection and the choices are kept on the ``Restore`` (``options``) and planned again inside
 the worker's transaction, so what is written is what the rows are when it runs.
 """
@@ -30,6 +31,7 @@ from restores.services import running
 from restores.services.codes import SAME_MOMENT, open_code_request, open_request_of, refuse_unless_may_restore
 from restores.services.common import RestoreError
 from restores.services.files import restore_files_folder
+from restores.services.policy import refuse_while_restoring
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ def restore_selective_request(*, backup: Backup, user: User, options: dict[str, 
     try:
         with transaction.atomic():
             Organization.objects.select_for_update().filter(pk=org.pk).first()
+            refuse_while_restoring(org)
             restore = open_code_request(
                 open_request_of(org),
                 kind=Restore.Kind.SELECTIVE,

@@ -4,7 +4,9 @@ request, and reopen a request locked after too many wrong entries.
 The rules of an open request (who may ask, one request waiting per organization, another
 requester's valid code is waited for, one's own request is superseded with its wrong entries)
 are here once: the selective restore's request (``restores.selective.services``) follows them
-through ``refuse_unless_may_restore`` and ``open_code_request`` (``supersede_open_request``).
+through ``refuse_unless_may_restore`` and ``open_code_request`` (``supersede_open_request``),
+and both refuse while a restore of the organization is queued or running
+(``restores.services.policy.refuse_while_restoring``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from restores.models import Restore, RestoreCode
 from restores.notify import notify_locked, owner_of, send_code
 from restores.permissions import may_change_restore_policy, may_restore_in_place
 from restores.services.common import RestoreError, _dispatch, logger
+from restores.services.policy import refuse_while_restoring
 
 HOUR = dt.timedelta(hours=1)
 SAME_MOMENT = "Another restore request of this organization was made at the same moment."
@@ -189,8 +192,7 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
         with transaction.atomic():
             # Serialize requests of one organization (rate limit, one open request).
             Organization.objects.select_for_update().filter(pk=org.pk).first()
-            if Restore.objects.filter(organization=org, status__in=Restore.ACTIVE_STATUSES).exists():
-                raise RestoreError("A restore of this organization is already queued or running.")
+            refuse_while_restoring(org)
             open_request = open_request_of(org)
             if (
                 open_request is not None

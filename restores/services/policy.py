@@ -1,4 +1,5 @@
-"""Who may start in-place restores of an organization: its restore policy, the Owner's choice."""
+"""Who may start in-place restores of an organization (its restore policy, the Owner's choice),
+and when: one restore of an organization at a time, whatever its kind."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from django.db import transaction
 from accounts.models import User
 from accounts.services import audit_log
 from organizations.models import Organization
+from restores.models import Restore
 from restores.permissions import may_change_restore_policy
 from restores.services.common import RestoreError
+
+ALREADY_RESTORING = "A restore of this organization is already queued or running."
+
+
+def refuse_while_restoring(organization: Organization) -> None:
+    """Raise ``RestoreError`` while a restore of ``organization`` (of any kind: in place,
+    selective, an operator's) is queued or running, so a request is refused when it is made
+    rather than when the worker reaches it. Call inside the transaction that holds the
+    organization's row lock, so two requests cannot both pass."""
+    if Restore.objects.filter(organization=organization, status__in=Restore.ACTIVE_STATUSES).exists():
+        raise RestoreError(ALREADY_RESTORING)
 
 
 def restore_policy_set(*, organization: Organization, user: User, policy: str, request: Any = None) -> Organization:

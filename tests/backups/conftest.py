@@ -1,11 +1,14 @@
-"""A small but complete tenant for backup tests: every data set has rows, documents have files."""
+"""A small but complete tenant for backup tests: every data set has rows, documents have files;
+and the database and broker that worker processes started by a test share with it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -14,6 +17,7 @@ from django.core.files.storage import default_storage
 from accounts.models import Role
 from organizations import models as om
 from tests import factories as f
+from tests.support.procs import Broker, database_url, make_broker, sqlite_file_database
 
 
 def add_document(org, ou, reference: str, status: str = "active", versions: int = 1, content: bytes | None = None):  # type: ignore[no-untyped-def]
@@ -86,3 +90,19 @@ def tenant(cast):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def storage():  # type: ignore[no-untyped-def]
     return default_storage
+
+
+@pytest.fixture
+def shared_db(transactional_db, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The URL of the test database, which worker processes can open (request it before data)."""
+    with sqlite_file_database(tmp_path / "shared.sqlite3"):
+        yield database_url()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = make_broker(tmp_path / "var")
+    try:
+        yield b
+    finally:
+        b.cleanup()

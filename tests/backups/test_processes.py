@@ -37,9 +37,6 @@ from tests.backups.conftest import add_document
 from tests.support.procs import (
     Broker,
     Worker,
-    database_url,
-    make_broker,
-    sqlite_file_database,
     start_worker,
     wait_until,
     worker_env,
@@ -48,22 +45,6 @@ from tests.support.procs import (
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 KIB = 1024
-
-
-@pytest.fixture
-def shared_db(transactional_db, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The URL of the test database, which worker processes can open (request it before data)."""
-    with sqlite_file_database(tmp_path / "shared.sqlite3"):
-        yield database_url()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = make_broker(tmp_path / "var")
-    try:
-        yield b
-    finally:
-        b.cleanup()
 
 
 @pytest.fixture

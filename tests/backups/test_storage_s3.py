@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.functional import empty
 from storages.backends.s3 import S3Storage
 
+from accounts.models import AuditLog
 from backups import services
 from backups.archive import ArchiveReader
 from backups.models import Backup
@@ -265,3 +266,48 @@ def test_storage_audit_on_s3_reports_and_fixes_orphans_but_not_a_running_backups
     uploads = {u["UploadId"] for u in bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])}
     assert uploads == {live} and ghost not in uploads
     assert [(f.kind, f.name) for f in result.found] == [(StorageFinding.Kind.MISSING, gone.file.name)]
+
+
+def test_verify_now_while_the_store_is_cut_off_says_it_could_not_check_and_records_no_failure(
+    settings, s3_endpoint: str, cast
+) -> None:  # type: ignore[no-untyped-def]
+    """The archive is not known to be bad when the store cannot be reached: the backup's page
+    says it could not be checked, the last result stays (not a failed check), and the next
+    check that reaches the store gives the result. Before, nothing was recorded at all."""
+    from django.urls import reverse
+
+    from tests.factories import client_for
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    link = StorageLink(int(s3_endpoint.rsplit(":", 1)[1]))
+    bucket = s3.create_bucket(s3_endpoint)
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage_settings(link.url, bucket)}
+    default_storage._wrapped = empty
+    try:
+        backup, _ = services.backup_request(organization=cast.org, requested_by=cast.owner, dispatch=False)
+        assert services.process_queue() == 1
+        owner = client_for(cast.owner)
+        verify = reverse("backups:verify", args=[backup.pk])
+        detail = reverse("backups:detail", args=[backup.pk])
+        assert "verified: " in owner.post(verify, {"next": detail}, follow=True).content.decode()
+        backup.refresh_from_db()
+        passed_at = backup.last_verified_at
+
+        link.cut()
+        page = " ".join(owner.post(verify, {"next": detail}, follow=True).content.decode().split())
+        assert "could not be checked: Storage error: the file storage could not be reached" in page  # the message
+        field = page.split('data-testid="verification"')[1].split("</dd>")[0]
+        assert "Not checked on" in field and "The archive is not known to be damaged." in field
+        assert "Before that:" in field and "Passed" in field and "Failed" not in field
+        backup.refresh_from_db()
+        assert (backup.verification_ok, backup.last_verified_at) == (True, passed_at)
+        assert AuditLog.objects.filter(action="backup.verify", details__ok=None).count() == 1
+
+        link.restore()
+        page = " ".join(owner.post(verify, {"next": detail}, follow=True).content.decode().split())
+        field = page.split('data-testid="verification"')[1].split("</dd>")[0]
+        assert "verified: " in page and "Not checked" not in field and "Passed" in field
+        assert "Could not be checked: Storage error" in page.split('data-testid="timeline"')[1]  # the history stays
+    finally:
+        with contextlib.suppress(OSError):
+            link.cut()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import User
 from backups.models import Backup, BackupSchedule, archive_upload_to
 from organizations.models import OrganisationalUnit, Organization
+from tests.factories import client_for as login  # the view tests import it from here
 
 pytestmark = pytest.mark.django_db
 
@@ -64,13 +65,6 @@ def make_backup(
         )
         backup.refresh_from_db()
     return backup
-
-
-def login(user: User | None, **kwargs: object) -> Client:
-    client = Client(**kwargs)  # type: ignore[arg-type]
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @dataclass

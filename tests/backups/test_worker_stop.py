@@ -22,7 +22,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,11 +32,7 @@ from backups.models import Backup
 from tests.backups.conftest import add_document
 from tests.backups.test_processes import _archives, _stalling_document
 from tests.support.procs import (
-    Broker,
-    database_url,
-    make_broker,
     spawn,
-    sqlite_file_database,
     wait_until,
     worker_env,
 )
@@ -48,21 +43,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 # after 5 s. Closing a prefork pool alone takes billiard about 4 s (its threads and children poll
 # once a second); production's supervisors wait longer (compose: 90 s), so 10 s plus the grace.
 STOP_WITHIN = {"threads": 5.0, "prefork": 10.0}
-
-
-@pytest.fixture
-def shared_db(transactional_db, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    with sqlite_file_database(tmp_path / "shared.sqlite3"):
-        yield database_url()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = make_broker(tmp_path / "var")
-    try:
-        yield b
-    finally:
-        b.cleanup()
 
 
 class _SlowFeeder(threading.Thread):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mail import Inbox, smtp_server
 from tests.support.procs import wait_for_live_server_requests
 
 # The session-wide `browser` fixture lives in tests/conftest.py: one Playwright per test process,
@@ -60,6 +61,21 @@ def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-d
     finally:
         # Leave no request in flight for the next test of this process (see the helper).
         wait_for_live_server_requests()
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[Inbox]:  # type: ignore[no-untyped-def]
+    """A real SMTP server on a free local port; Django sends to it over SMTP."""
+    with smtp_server() as inbox:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = inbox.port
+        settings.EMAIL_HOST_USER = ""
+        settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_USE_TLS = False
+        settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 10
+        yield inbox
 
 
 def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,24 +21,9 @@ from tests.backups.conftest import add_document, tenant  # noqa: F401 - fixtures
 from tests.browser.conftest import login, screenshot
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import _no_dispatch, full_backup, make_backup  # noqa: F401 - fixtures
-from tests.support.mail import Inbox, smtp_server, text_of
+from tests.support.mail import text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def smtp(settings) -> Iterator[Inbox]:  # type: ignore[no-untyped-def]
-    """A real SMTP server on a free local port; Django sends to it over SMTP."""
-    with smtp_server() as inbox:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = inbox.port
-        settings.EMAIL_HOST_USER = ""
-        settings.EMAIL_HOST_PASSWORD = ""
-        settings.EMAIL_USE_TLS = False
-        settings.EMAIL_USE_SSL = False
-        settings.EMAIL_TIMEOUT = 10
-        yield inbox
 
 
 def run_worker_while(page: Any, restore_id: int) -> None:

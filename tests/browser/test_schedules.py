@@ -6,7 +6,6 @@ from a real SMTP server."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
@@ -18,23 +17,9 @@ from backups.schedules import schedules_run_due
 from tests.backups.conftest import tenant  # noqa: F401 (fixture)
 from tests.browser.conftest import login, screenshot
 from tests.factories import DEMO_PASSWORD
-from tests.support.mail import Inbox, smtp_server, text_of
+from tests.support.mail import text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def smtp(settings) -> Iterator[Inbox]:  # type: ignore[no-untyped-def]
-    with smtp_server() as inbox:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = inbox.port
-        settings.EMAIL_HOST_USER = ""
-        settings.EMAIL_HOST_PASSWORD = ""
-        settings.EMAIL_USE_TLS = False
-        settings.EMAIL_USE_SSL = False
-        settings.EMAIL_TIMEOUT = 10
-        yield inbox
 
 
 def _checked(form) -> set[str]:  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ from restores.models import Restore
 from restores.tasks import run_restore
 from tests.backups.conftest import add_document, tenant  # noqa: F401 - fixtures
 from tests.browser.conftest import login, screenshot
-from tests.browser.test_restores import smtp  # noqa: F401 - fixture
 from tests.factories import DEMO_PASSWORD
 from tests.restores.conftest import _no_dispatch, full_backup  # noqa: F401 - fixtures
 from tests.support.mail import Inbox, text_of

@@ -267,3 +267,17 @@ def test_two_concurrent_submissions_of_the_right_code_start_one_restore(file_db,
     # And a claim by two workers runs it once.
     claims = [services.restore_claim(restore_id=restore.pk), services.restore_claim(restore_id=restore.pk)]
     assert claims[0] is not None and claims[1] is None
+
+
+def test_no_in_place_request_while_a_selective_restore_is_queued(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from restores.selective.services import restore_selective_request, selection_options
+
+    template = tenant.org.templates.first()
+    options = selection_options(picks={"template": {template.pk}}, with_dependants=False, overwrite=False)
+    selective = restore_selective_request(backup=full_backup, user=tenant.owner, options=options)
+    confirm(selective, tenant.owner, last_code())
+    sent = len(mail.outbox)
+    with pytest.raises(services.RestoreError, match=r"^A restore of this organization is already queued or running\.$"):
+        request_code(full_backup, tenant.admin)
+    assert len(mail.outbox) == sent
+    assert list(Restore.objects.values_list("kind", "status")) == [(Restore.Kind.SELECTIVE, Restore.Status.QUEUED)]

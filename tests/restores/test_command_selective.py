@@ -122,3 +122,25 @@ def test_from_file_creates_a_new_organization(tenant, operator, tmp_path) -> Non
             "--yes",
         )
     assert not om.Organization.objects.filter(slug="acme-2").exists()
+
+
+def test_refused_while_a_restore_of_the_organization_is_queued(tenant, operator) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import DEMO_PASSWORD
+    from tests.restores.conftest import confirmed_restore
+
+    backup = make_backup(tenant.org, tenant.owner)
+    queued = confirmed_restore(backup, tenant.owner, DEMO_PASSWORD)
+    doc = om.ControlledDocument.objects.get(organization=tenant.org, reference="A1-1")
+    om.ControlledDocument.objects.filter(pk=doc.pk).delete()
+    with pytest.raises(CommandError, match=r"A restore of this organization is already queued or running\."):
+        restore(
+            "selective",
+            str(backup.pk),
+            "--records",
+            f"documents.document:{doc.pk}",
+            "--operator",
+            operator.email,
+            "--yes",
+        )
+    assert not om.ControlledDocument.objects.filter(pk=doc.pk).exists()
+    assert list(Restore.objects.values_list("pk", "status")) == [(queued.pk, Restore.Status.QUEUED)]

@@ -145,7 +145,7 @@ def equals_backup(key: str, live: dict[str, Any], row: dict[str, Any], after: di
     model = spec.model
     for name in spec.fields:
         want = override.get(name, row.get(name))
-        assert ds.to_json(live[name]) == want or ds._from_json(model, name, want) == live[name], (key, name)
+        assert ds.to_json(live[name]) == want or ds.from_json(model, name, want) == live[name], (key, name)
     for name, target in spec.refs.items():
         attname = model._meta.get_field(name).attname
         want = row.get(name)

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from django.test import Client
 from django.urls import reverse
 
 from backups.models import Backup
 from restores.models import Restore
-from tests.factories import DEMO_PASSWORD
+from tests.factories import DEMO_PASSWORD, client_for
 from tests.restores.conftest import last_code
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def test_the_warning_page_says_what_is_replaced_and_what_stays(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]

@@ -4,23 +4,15 @@ it, the worker restores exactly the picked records; owner, allowed user, other o
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditLog
 from organizations import models as om
 from restores.models import Restore
-from tests.factories import DEMO_PASSWORD
+from tests.factories import DEMO_PASSWORD, client_for
 from tests.restores.conftest import last_code, run
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def test_owner_picks_previews_confirms_and_gets_the_records_back(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
@@ -33,7 +25,7 @@ def test_owner_picks_previews_confirms_and_gets_the_records_back(tenant, full_ba
     om.Client.objects.filter(pk=client_pk).delete()
     om.Template.objects.create(organization=tenant.org, name="Made after the backup")
 
-    owner = _client(tenant.owner)
+    owner = client_for(tenant.owner)
     select = reverse("backups:browse_select", args=[full_backup.pk])
     owner.post(select, {"records": [f"client:{client_pk}"]})
     url = reverse("restores:selective", args=[full_backup.pk])
@@ -64,18 +56,18 @@ def test_owner_picks_previews_confirms_and_gets_the_records_back(tenant, full_ba
 
 def test_access_to_the_preview(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
     url = reverse("restores:selective", args=[full_backup.pk])
-    assert _client(None).get(url).status_code == 302
-    assert _client(tenant.other_owner).get(url).status_code == 404
-    assert _client(tenant.other_owner).post(url, {}).status_code == 404
-    assert _client(tenant.member).get(url).status_code == 404
-    editor = _client(tenant.editor)  # sees the backup, may not restore the organization
+    assert client_for(None).get(url).status_code == 302
+    assert client_for(tenant.other_owner).get(url).status_code == 404
+    assert client_for(tenant.other_owner).post(url, {}).status_code == 404
+    assert client_for(tenant.member).get(url).status_code == 404
+    editor = client_for(tenant.editor)  # sees the backup, may not restore the organization
     template = om.Template.objects.filter(organization=tenant.org).first()
     editor.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
     page = editor.get(url)
     assert page.status_code == 200 and b"not-allowed" in page.content
     editor.post(url, {})
     assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
-    admin = _client(tenant.admin)  # sees the backup (OU roles in both OUs) and may restore
+    admin = client_for(tenant.admin)  # sees the backup (OU roles in both OUs) and may restore
     assert admin.get(url).status_code == 200
 
 
@@ -85,7 +77,7 @@ def test_records_picked_in_the_compare_drill_down_go_to_the_preview(tenant, full
     om.Template.objects.filter(organization=tenant.org, name="Engagement letter").delete()
     comparison = compare.comparison_request(backup=full_backup, requested_by=tenant.owner)
     compare.comparison_run(comparison=compare.comparison_claim(comparison_id=comparison.pk))
-    owner = _client(tenant.owner)
+    owner = client_for(tenant.owner)
     drill = owner.get(comparison.get_absolute_url(), {"model": "template"})
     value = drill.content.decode().split('name="records" value="')[1].split('"')[0]
     assert value.startswith("template:")
@@ -104,7 +96,7 @@ def test_a_new_code_keeps_the_selection_and_a_failure_changes_nothing(tenant, fu
     template = om.Template.objects.get(organization=tenant.org, name="Engagement letter")
     template_pk = template.pk
     template.delete()
-    owner = _client(tenant.owner)
+    owner = client_for(tenant.owner)
     owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template_pk}"]})
     owner.post(reverse("restores:selective", args=[full_backup.pk]), {})
     restore = Restore.objects.get(kind=Restore.Kind.SELECTIVE)
@@ -131,3 +123,22 @@ def test_a_new_code_keeps_the_selection_and_a_failure_changes_nothing(tenant, fu
     assert not om.Template.objects.filter(pk=template_pk).exists()
     assert {k: v for k, v in media_listing().items() if f"restore-{done.pk}" in k} == {}
     assert set(media_listing()) - set(files) <= {k for k in media_listing() if k.startswith("backups/")}
+
+
+def test_asking_while_an_in_place_restore_is_queued_shows_why_and_sends_no_code(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    from tests.restores.conftest import confirmed_restore
+
+    queued = confirmed_restore(full_backup, tenant.owner, DEMO_PASSWORD)
+    assert queued.status == Restore.Status.QUEUED
+    sent = len(mail.outbox)
+    template = om.Template.objects.filter(organization=tenant.org).first()
+    owner = client_for(tenant.owner)
+    owner.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
+    page = owner.post(reverse("restores:selective", args=[full_backup.pk]), {})
+    assert page.status_code == 200
+    assert "A restore of this organization is already queued or running." in page.content.decode()
+    assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
+    assert len(mail.outbox) == sent
+    assert Restore.objects.get(pk=queued.pk).status == Restore.Status.QUEUED

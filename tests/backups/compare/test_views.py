@@ -13,15 +13,9 @@ from backups.models import BackupComparison, ChangeAlertSettings
 from organizations import models as om
 from tests import factories as f
 from tests.backups.compare.conftest import make_backup, run_compare
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:  # type: ignore[no-untyped-def]
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def _run_pending(comparison: BackupComparison) -> BackupComparison:
