@@ -131,11 +131,8 @@ def backup_verify(
         message = str(exc)
         ok = False
     except Exception as exc:
-        reason = storage_failure(exc, remote_only=True)
-        if reason is None:
-            raise
-        _not_checked(backup, reason, user=user, request=request)
-        raise VerificationNotChecked(f"{NOT_CHECKED}{reason}") from exc
+        raise_not_checked_if_storage_failed(backup, exc, user=user, request=request)
+        raise
     with transaction.atomic():
         Backup.objects.filter(pk=backup.pk).update(
             last_verified_at=timezone.now(), verification_ok=ok, verification_message=message
@@ -150,10 +147,18 @@ def backup_verify(
     return backup
 
 
-def _not_checked(backup: Backup, reason: str, *, user: User | None, request: Any) -> None:
+def raise_not_checked_if_storage_failed(backup: Backup, exc: BaseException, *, user: User | None, request: Any) -> None:
+    """If ``exc`` is the file storage failing (also wrapped), record that ``backup`` could not be
+    checked (timeline, audit log; the last result stays) and raise ``VerificationNotChecked``
+    from it; otherwise return. Any step reading the archive (the hash check, the restore
+    rehearsal) ends this way when the store goes away."""
+    reason = storage_failure(exc, remote_only=True)
+    if reason is None:
+        return
     with transaction.atomic():
         _record(backup, event=f"{NOT_CHECKED}{reason}", ok=None, message=reason, user=user, request=request)
     logger.warning("backup %s could not be verified: %s", backup.pk, reason)
+    raise VerificationNotChecked(f"{NOT_CHECKED}{reason}") from exc
 
 
 def _record(backup: Backup, *, event: str, ok: bool | None, message: str, user: User | None, request: Any) -> None:
