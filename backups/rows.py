@@ -305,7 +305,15 @@ def row(b: Backup, ctx: ActionContext) -> SafeString:
         expires = mark_safe('<span class="text-body-secondary">Expired</span>')
     else:
         expires = "—"
-    if b.last_verified_at:
+    not_checked_at = getattr(b, "not_checked_at", None)  # annotated on the list (verify.with_not_checked)
+    if not_checked_at:
+        verified = format_html(
+            '<span class="text-warning-emphasis" data-testid="not-checked" title="{} The archive is not known to be '
+            'damaged."><i class="bi bi-exclamation-triangle-fill"></i> Not checked {}</span>',
+            getattr(b, "not_checked_message", ""),
+            _date(not_checked_at, "j M Y"),
+        )
+    elif b.last_verified_at:
         icon = (
             '<i class="bi bi-patch-check-fill text-success" title="{}"></i> {}'
             if b.verification_ok

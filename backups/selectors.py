@@ -16,6 +16,7 @@ from accounts.permissions import backup_ou_ids, can_use_backups, is_owner_or_adm
 from backups import datasets as ds
 from backups.models import Backup, BackupComparison, BackupSchedule
 from backups.services import subscription_valid
+from backups.verify import with_not_checked
 from organizations.models import Facility, OrganisationalUnit, Organization
 
 PAGE_SIZE = 25
@@ -32,7 +33,7 @@ def list_queryset(user: User, organization: Organization | None) -> QuerySet[Bac
     Site Admins see every organization's backups, grouped by organization (newest first inside
     each); everybody else the current organization's backups they may see.
     """
-    qs = visible_backups(user).select_related("organization", "requested_by")
+    qs = with_not_checked(visible_backups(user).select_related("organization", "requested_by"))
     qs = qs.prefetch_related(Prefetch("ous", queryset=OrganisationalUnit.objects.only("pk", "name").order_by("name")))
     if user.is_site_admin:
         return qs.order_by("organization__name", "organization_id", "-created_at", "-id")

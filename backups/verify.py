@@ -7,6 +7,7 @@ happens outside any transaction (it can take minutes); only the result is writte
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 from django.db import transaction
+from django.db.models import DateTimeField, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
@@ -33,6 +36,7 @@ CHUNK_SIZE = 1024 * 1024
 
 
 NOT_CHECKED = "Could not be checked: "  # how the timeline says a verification found no answer
+_NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # before any result, for a backup never verified
 
 
 class VerificationFailed(Exception):
@@ -44,12 +48,29 @@ class VerificationNotChecked(BackupError):
     passed nor failed. The message is the sentence on the backup's timeline."""
 
 
+def _not_checked_since(last_verified_at: F | OuterRef) -> QuerySet[BackupEvent]:
+    """Verifications that could not check the archive, later than the backup's last result
+    (``last_verified_at``: that column of the backup the events are filtered to), newest first."""
+    since = Coalesce(last_verified_at, Value(_NEVER, output_field=DateTimeField()))
+    return BackupEvent.objects.filter(message__startswith=NOT_CHECKED, created_at__gt=since).order_by(
+        "-created_at", "-id"
+    )
+
+
 def not_checked_since_verified(backup: Backup) -> BackupEvent | None:
     """The latest verification that could not check the archive, if none gave a result since."""
-    events = backup.events.filter(message__startswith=NOT_CHECKED)
-    if backup.last_verified_at is not None:
-        events = events.filter(created_at__gt=backup.last_verified_at)
-    return events.order_by("-created_at", "-id").first()
+    return _not_checked_since(F("backup__last_verified_at")).filter(backup=backup).first()
+
+
+def with_not_checked(backups: QuerySet[Backup]) -> QuerySet[Backup]:
+    """``backups`` with ``not_checked_at`` and ``not_checked_message`` (the timeline's sentence)
+    of ``not_checked_since_verified`` (None when there is none), in the same query: the list
+    shows it on every row."""
+    latest = _not_checked_since(OuterRef("last_verified_at")).filter(backup=OuterRef("pk"))
+    return backups.annotate(
+        not_checked_at=Subquery(latest.values("created_at")[:1]),
+        not_checked_message=Subquery(latest.values("message")[:1]),
+    )
 
 
 def archive_limits() -> Limits:
@@ -131,11 +152,8 @@ def backup_verify(
         message = str(exc)
         ok = False
     except Exception as exc:
-        reason = storage_failure(exc, remote_only=True)
-        if reason is None:
-            raise
-        _not_checked(backup, reason, user=user, request=request)
-        raise VerificationNotChecked(f"{NOT_CHECKED}{reason}") from exc
+        raise_not_checked_if_storage_failed(backup, exc, user=user, request=request)
+        raise
     with transaction.atomic():
         Backup.objects.filter(pk=backup.pk).update(
             last_verified_at=timezone.now(), verification_ok=ok, verification_message=message
@@ -150,10 +168,18 @@ def backup_verify(
     return backup
 
 
-def _not_checked(backup: Backup, reason: str, *, user: User | None, request: Any) -> None:
+def raise_not_checked_if_storage_failed(backup: Backup, exc: BaseException, *, user: User | None, request: Any) -> None:
+    """If ``exc`` is the file storage failing (also wrapped), record that ``backup`` could not be
+    checked (timeline, audit log; the last result stays) and raise ``VerificationNotChecked``
+    from it; otherwise return. Any step reading the archive (the hash check, the restore
+    rehearsal) ends this way when the store goes away."""
+    reason = storage_failure(exc, remote_only=True)
+    if reason is None:
+        return
     with transaction.atomic():
         _record(backup, event=f"{NOT_CHECKED}{reason}", ok=None, message=reason, user=user, request=request)
     logger.warning("backup %s could not be verified: %s", backup.pk, reason)
+    raise VerificationNotChecked(f"{NOT_CHECKED}{reason}") from exc
 
 
 def _record(backup: Backup, *, event: str, ok: bool | None, message: str, user: User | None, request: Any) -> None:

@@ -365,6 +365,8 @@ def backup_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
 
         transaction.on_commit(enqueue)
         messages.info(
-            request, f"Verification of “{backup.display_name}” started; the result appears under Last verified."
+            request,
+            f"Verification of “{backup.display_name}” started; the result appears under Last verified "
+            "and on the backup's page.",
         )
     return _back(request, reverse("backups:list"))

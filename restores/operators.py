@@ -21,7 +21,7 @@ from backups.services import worker_name
 from organizations.models import Organization
 from restores.models import Restore
 from restores.services import RestoreError, in_place_problems, restore_run
-from restores.services.policy import refuse_while_restoring
+from restores.services.policy import lock_refusing_while_restoring
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ def _start_operator_restore(
         details["selection"] = options
     try:
         with transaction.atomic():
-            Organization.objects.select_for_update().filter(pk=org.pk).first()
-            refuse_while_restoring(org)
+            lock_refusing_while_restoring(org.pk)
             restore = Restore.objects.create(
                 kind=kind,
                 status=Restore.Status.RUNNING,

@@ -23,7 +23,7 @@ from backups.archive import ArchiveError
 from backups.importer import ImportResult, import_archive
 from backups.keys import PasswordUnavailable
 from backups.models import Backup, BackupEvent
-from backups.verify import backup_verify
+from backups.verify import backup_verify, raise_not_checked_if_storage_failed
 from organizations.models import MasterDataVersion, Organization
 from restores import engine, upgrades
 
@@ -90,7 +90,9 @@ def backup_verify_and_rehearse(
 ) -> Backup:
     """Verify a completed backup (every hash, via ``backups.verify.backup_verify``) and rehearse
     its restore; record the outcome on the backup (``last_verified_at``, ``verification_ok``,
-    ``verification_message``), its timeline and the audit log."""
+    ``verification_message``), its timeline and the audit log. When the file storage cannot be
+    reached, for the hash check or for the rehearsal, ``VerificationNotChecked`` is raised (the
+    timeline says it could not be checked; no failed rehearsal is recorded)."""
     backup = backup_verify(backup=backup, user=user, request=request, storage=storage)
     if not backup.verification_ok:
         return backup
@@ -99,7 +101,12 @@ def backup_verify_and_rehearse(
             sentence = rehearse(reader)
         ok, message = True, f"{backup.verification_message} {sentence}"
     except (RehearsalFailed, engine.RestoreRefused, ArchiveError, PasswordUnavailable) as exc:
+        # The store went away after the hash check: no verdict on the restore, not a failure.
+        raise_not_checked_if_storage_failed(backup, exc, user=user, request=request)
         ok, message = False, f"The archive is intact, but its restore rehearsal failed: {exc}."
+    except Exception as exc:
+        raise_not_checked_if_storage_failed(backup, exc, user=user, request=request)
+        raise
     with transaction.atomic():
         Backup.objects.filter(pk=backup.pk).update(
             last_verified_at=timezone.now(), verification_ok=ok, verification_message=message

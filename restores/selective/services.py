@@ -31,7 +31,7 @@ from restores.services import running
 from restores.services.codes import SAME_MOMENT, open_code_request, open_request_of, refuse_unless_may_restore
 from restores.services.common import RestoreError
 from restores.services.files import restore_files_folder
-from restores.services.policy import refuse_while_restoring
+from restores.services.policy import lock_refusing_while_restoring
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def restore_selective_request(*, backup: Backup, user: User, options: dict[str, 
         raise RestoreError("No records are picked.")
     try:
         with transaction.atomic():
-            Organization.objects.select_for_update().filter(pk=org.pk).first()
-            refuse_while_restoring(org)
+            lock_refusing_while_restoring(org.pk)
             restore = open_code_request(
                 open_request_of(org),
                 kind=Restore.Kind.SELECTIVE,

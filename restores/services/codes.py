@@ -5,8 +5,8 @@ The rules of an open request (who may ask, one request waiting per organization,
 requester's valid code is waited for, one's own request is superseded with its wrong entries)
 are here once: the selective restore's request (``restores.selective.services``) follows them
 through ``refuse_unless_may_restore`` and ``open_code_request`` (``supersede_open_request``),
-and both refuse while a restore of the organization is queued or running
-(``restores.services.policy.refuse_while_restoring``).
+and asking, asking again and entering the code all refuse while a restore of the organization
+is queued or running (``restores.services.policy.lock_refusing_while_restoring``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from restores.models import Restore, RestoreCode
 from restores.notify import notify_locked, owner_of, send_code
 from restores.permissions import may_change_restore_policy, may_restore_in_place
 from restores.services.common import RestoreError, _dispatch, logger
-from restores.services.policy import refuse_while_restoring
+from restores.services.policy import lock_refusing_while_restoring
 
 HOUR = dt.timedelta(hours=1)
 SAME_MOMENT = "Another restore request of this organization was made at the same moment."
@@ -191,8 +191,7 @@ def restore_request_code(*, backup: Backup, user: User, request: Any = None) -> 
     try:
         with transaction.atomic():
             # Serialize requests of one organization (rate limit, one open request).
-            Organization.objects.select_for_update().filter(pk=org.pk).first()
-            refuse_while_restoring(org)
+            lock_refusing_while_restoring(org.pk)
             open_request = open_request_of(org)
             if (
                 open_request is not None
@@ -226,7 +225,7 @@ def restore_resend_code(*, restore: Restore, user: User, request: Any = None) ->
         raise RestoreError(f"This restore request is {restore.get_status_display().lower()}; no new code can be sent.")
     if restore.kind == Restore.Kind.SELECTIVE:  # the same request, with its picked records
         with transaction.atomic():
-            Organization.objects.select_for_update().filter(pk=restore.organization_id).first()
+            lock_refusing_while_restoring(restore.organization_id)
             _issue_code(restore, request=request)
         return restore
     return restore_request_code(backup=restore.backup, user=user, request=request)
@@ -242,6 +241,8 @@ def restore_confirm(*, restore: Restore, user: User, code: str, password: str, r
     refusal = ""
     locked = False
     with transaction.atomic():
+        if restore.organization_id is not None:  # one restore of the organization at a time
+            lock_refusing_while_restoring(restore.organization_id, other_than=restore)
         current = Restore.objects.select_for_update().get(pk=restore.pk)
         if current.requested_by_id != user.pk:
             raise RestoreError("This restore request was made by someone else; only they can enter its code.")

@@ -17,13 +17,27 @@ from restores.services.common import RestoreError
 ALREADY_RESTORING = "A restore of this organization is already queued or running."
 
 
-def refuse_while_restoring(organization: Organization) -> None:
+def refuse_while_restoring(organization: Organization | int, *, other_than: Restore | None = None) -> None:
     """Raise ``RestoreError`` while a restore of ``organization`` (of any kind: in place,
-    selective, an operator's) is queued or running, so a request is refused when it is made
-    rather than when the worker reaches it. Call inside the transaction that holds the
-    organization's row lock, so two requests cannot both pass."""
-    if Restore.objects.filter(organization=organization, status__in=Restore.ACTIVE_STATUSES).exists():
+    selective, an operator's; ``other_than`` aside) is queued or running, so a request is
+    refused when it is made or its code entered rather than when the worker reaches it. Call
+    inside the transaction that holds the organization's row lock (``lock_refusing_while_restoring``),
+    so two requests cannot both pass."""
+    active = Restore.objects.filter(organization=organization, status__in=Restore.ACTIVE_STATUSES)
+    if other_than is not None:
+        active = active.exclude(pk=other_than.pk)
+    if active.exists():
         raise RestoreError(ALREADY_RESTORING)
+
+
+def lock_refusing_while_restoring(organization_id: int, *, other_than: Restore | None = None) -> None:
+    """Take the organization's row lock, which serializes its restore requests, code entries
+    and operators' starts (call inside a transaction), then ``refuse_while_restoring``. Also
+    checked before waiting: a running in-place restore holds that lock until it ends, and the
+    refusal should not wait minutes for it."""
+    refuse_while_restoring(organization_id, other_than=other_than)
+    Organization.objects.select_for_update().filter(pk=organization_id).first()
+    refuse_while_restoring(organization_id, other_than=other_than)
 
 
 def restore_policy_set(*, organization: Organization, user: User, policy: str, request: Any = None) -> Organization:

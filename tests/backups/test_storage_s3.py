@@ -302,12 +302,23 @@ def test_verify_now_while_the_store_is_cut_off_says_it_could_not_check_and_recor
         backup.refresh_from_db()
         assert (backup.verification_ok, backup.last_verified_at) == (True, passed_at)
         assert AuditLog.objects.filter(action="backup.verify", details__ok=None).count() == 1
+        cell = _verified_cell(owner.get(reverse("backups:list")).content.decode(), backup)
+        assert "Not checked " in cell and "bi-patch-check-fill" not in cell  # the list says so too
+        assert "Storage error: the file storage could not be reached" in cell  # its reason, on hover
 
         link.restore()
         page = " ".join(owner.post(verify, {"next": detail}, follow=True).content.decode().split())
         field = page.split('data-testid="verification"')[1].split("</dd>")[0]
         assert "verified: " in page and "Not checked" not in field and "Passed" in field
+        cell = _verified_cell(owner.get(reverse("backups:list")).content.decode(), backup)
+        assert "Not checked" not in cell and "bi-patch-check-fill" in cell
         assert "Could not be checked: Storage error" in page.split('data-testid="timeline"')[1]  # the history stays
     finally:
         with contextlib.suppress(OSError):
             link.cut()
+
+
+def _verified_cell(page: str, backup: Backup) -> str:
+    """The list's Last verified cell of ``backup``."""
+    row = page.split(f'id="backup-{backup.pk}"')[1].split("</tr>")[0]
+    return row.split('data-label="Last verified">')[1].split("</td>")[0]

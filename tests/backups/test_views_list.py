@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from backups.models import Backup
+from backups.models import Backup, BackupEvent
+from backups.verify import NOT_CHECKED
 from tests import factories as f
 from tests.backups.test_views_access import login, make_backup
 
@@ -229,7 +230,9 @@ def _make_rows(cast, n: int) -> None:  # type: ignore[no-untyped-def]
     for i in range(n):
         ous = () if i % 3 == 0 else ((cast.ou_a,) if i % 3 == 1 else (cast.ou_a, cast.ou_b))
         status = [Backup.Status.COMPLETED, Backup.Status.FAILED, Backup.Status.EXPIRED, Backup.Status.CANCELLED][i % 4]
-        make_backup(cast.org, status, ous=ous, requested_by=users[i % 4], failure_reason="x", label=f"B{i}")
+        backup = make_backup(cast.org, status, ous=ous, requested_by=users[i % 4], failure_reason="x", label=f"B{i}")
+        if status == Backup.Status.COMPLETED and i % 8 == 0:  # a verification that could not check it
+            BackupEvent.objects.create(backup=backup, status=status, message=f"{NOT_CHECKED}Storage error: …")
 
 
 @pytest.mark.parametrize("viewer", ["owner", "site_admin"])
@@ -262,6 +265,8 @@ def test_constant_number_of_queries_for_5_and_100_rows(cast, settings, viewer: s
         selectors.PAGE_SIZE = selectors_page_size
     assert rows_all >= 100
     assert all_rows == small, (small, all_rows)
+    # Rows whose last verification could not check the archive say so, from the same query.
+    assert 'data-testid="not-checked"' in login(user).get(LIST).content.decode()
 
 
 def test_sortable_headers_keep_the_filters_and_mark_the_current_sort(cast) -> None:  # type: ignore[no-untyped-def]

@@ -205,3 +205,40 @@ def test_on_a_phone_rows_are_cards_and_the_filters_fold_away(cast, page) -> None
     expect(row.get_by_test_id("menu-download")).to_be_visible()
     screenshot(page, "list-phone-card-menu")
     assert page.js_errors == []
+
+
+def test_last_verified_says_not_checked_when_the_storage_could_not_be_reached(cast, page) -> None:  # type: ignore[no-untyped-def]
+    from botocore.exceptions import EndpointConnectionError
+
+    from backups.verify import VerificationNotChecked, raise_not_checked_if_storage_failed
+
+    backup = make_backup(cast.org, label="Unreachable one", requested_by=cast.owner)
+    Backup.objects.filter(pk=backup.pk).update(
+        last_verified_at=timezone.now() - dt.timedelta(days=3), verification_ok=True, verification_message="Fine."
+    )
+    checked = make_backup(cast.org, label="Checked one", requested_by=cast.owner)
+    Backup.objects.filter(pk=checked.pk).update(
+        last_verified_at=timezone.now(), verification_ok=True, verification_message="Every SHA-256 matches."
+    )
+    with pytest.raises(VerificationNotChecked):  # what Verify now records when the store is down
+        raise_not_checked_if_storage_failed(
+            backup, EndpointConnectionError(endpoint_url="http://store.invalid/"), user=cast.owner, request=None
+        )
+    login(page, cast.owner.email, DEMO_PASSWORD)
+    page.goto("/backups/")
+    cell = page.locator(f"#backup-{backup.pk}").locator('td[data-label="Last verified"]')
+    expect(cell).to_have_text(re.compile(r"^\s*Not checked \d{1,2} \w{3} \d{4}\s*$"))
+    expect(cell.get_by_test_id("not-checked")).to_have_attribute(
+        "title", re.compile(r"Storage error: the file storage could not be reached .*not known to be damaged")
+    )
+    other = page.locator(f"#backup-{checked.pk}").locator('td[data-label="Last verified"]')
+    expect(other.get_by_test_id("not-checked")).to_have_count(0)
+    expect(other.locator(".bi-patch-check-fill")).to_have_count(1)
+
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.reload()
+    expect(cell).to_be_visible()
+    expect(cell).to_contain_text("Not checked")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    screenshot(page, "list-phone-not-checked")
+    assert page.js_errors == []

@@ -281,3 +281,21 @@ def test_no_in_place_request_while_a_selective_restore_is_queued(tenant, full_ba
         request_code(full_backup, tenant.admin)
     assert len(mail.outbox) == sent
     assert list(Restore.objects.values_list("kind", "status")) == [(Restore.Kind.SELECTIVE, Restore.Status.QUEUED)]
+
+
+def test_the_code_of_an_in_place_request_is_refused_while_an_operators_restore_runs(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    restore = request_code(full_backup, tenant.admin)
+    code = last_code()
+    operators = Restore.objects.create(  # manage.py restore selective, started in another process
+        kind=Restore.Kind.SELECTIVE,
+        status=Restore.Status.RUNNING,
+        organization=tenant.org,
+        backup=full_backup,
+        requested_by=tenant.owner,
+    )
+    with pytest.raises(services.RestoreError, match=r"^A restore of this organization is already queued or running\.$"):
+        confirm(restore, tenant.admin, code)
+    restore.refresh_from_db()
+    assert (restore.status, restore.attempts) == (Restore.Status.AWAITING_CODE, 0)
+    assert list(Restore.objects.filter(status__in=Restore.ACTIVE_STATUSES)) == [operators]
+    assert not AuditLog.objects.filter(action="restore.confirm").exists()

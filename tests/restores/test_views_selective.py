@@ -142,3 +142,42 @@ def test_asking_while_an_in_place_restore_is_queued_shows_why_and_sends_no_code(
     assert not Restore.objects.filter(kind=Restore.Kind.SELECTIVE).exists()
     assert len(mail.outbox) == sent
     assert Restore.objects.get(pk=queued.pk).status == Restore.Status.QUEUED
+
+
+def _queued_in_place(tenant, backup) -> Restore:  # type: ignore[no-untyped-def]
+    """An in-place restore of the organization queued after the selective request was opened
+    (as an operator's, or one confirmed before the request rules held)."""
+    return Restore.objects.create(
+        kind=Restore.Kind.IN_PLACE,
+        status=Restore.Status.QUEUED,
+        organization=tenant.org,
+        backup=backup,
+        requested_by=tenant.owner,
+    )
+
+
+def test_the_code_of_an_open_request_is_refused_once_an_in_place_restore_is_queued(tenant, full_backup) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail
+
+    template = om.Template.objects.filter(organization=tenant.org).first()
+    admin = client_for(tenant.admin)
+    admin.post(reverse("backups:browse_select", args=[full_backup.pk]), {"records": [f"template:{template.pk}"]})
+    admin.post(reverse("restores:selective", args=[full_backup.pk]), {})
+    selective = Restore.objects.get(kind=Restore.Kind.SELECTIVE, status=Restore.Status.AWAITING_CODE)
+    code = last_code()
+    in_place = _queued_in_place(tenant, full_backup)
+    sent = len(mail.outbox)
+
+    page = admin.post(reverse("restores:resend", args=[selective.pk]), follow=True)
+    assert "A restore of this organization is already queued or running." in page.content.decode()
+    assert len(mail.outbox) == sent  # no new code
+    page = admin.post(reverse("restores:confirm", args=[selective.pk]), {"code": code, "password": DEMO_PASSWORD})
+    assert page.status_code == 400
+    assert "A restore of this organization is already queued or running." in page.content.decode()
+    selective.refresh_from_db()
+    assert (selective.status, selective.attempts, selective.confirmed_at) == (Restore.Status.AWAITING_CODE, 0, None)
+    assert list(Restore.objects.filter(status__in=Restore.ACTIVE_STATUSES)) == [in_place]
+
+    Restore.objects.filter(pk=in_place.pk).update(status=Restore.Status.COMPLETED)  # once it has finished
+    admin.post(reverse("restores:confirm", args=[selective.pk]), {"code": code, "password": DEMO_PASSWORD})
+    assert Restore.objects.get(pk=selective.pk).status == Restore.Status.QUEUED
