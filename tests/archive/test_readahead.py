@@ -85,10 +85,8 @@ def test_no_more_than_depth_files_are_read_ahead_of_the_caller() -> None:
     files = {f"f{i:04}": b"x" * 10 for i in range(1000)}
     store = Store(files)
     with ReadAhead(list(files), lambda name: [store.opener(name)], depth=16, batch=4) as ahead:
-        taken = 0
-        for _, (handle,) in ahead:
+        for taken, (_, (handle,)) in enumerate(ahead, 1):
             handle.result()
-            taken += 1
             if taken == 10:
                 break
     assert len(store.opened) <= 10 + 16 + 4
