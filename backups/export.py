@@ -242,8 +242,10 @@ def _rows_with_files(
     if not file_fields:
         return contextlib.nullcontext((row, []) for row in rows)
 
-    def openers(row: dict[str, Any]) -> list[Callable[[], BinaryIO] | None]:
-        return [functools.partial(storage.open, row[f], "rb") if row.get(f) else None for f in file_fields]
+    def openers(row: dict[str, Any]) -> list[tuple[Callable[[], BinaryIO], int | None] | None]:
+        size = row.get("size")  # a document version's; a size hint, so the read-ahead's memory is bounded
+        hint = size if isinstance(size, int) else None
+        return [(functools.partial(storage.open, row[f], "rb"), hint) if row.get(f) else None for f in file_fields]
 
     return ReadAhead(rows, openers)
 

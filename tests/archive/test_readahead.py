@@ -47,7 +47,7 @@ def _archive(store: Store, names: list[str]) -> list[tuple[str, bytes]]:
     sink = io.BytesIO()
     with (
         ArchiveWriter(sink, PASSWORD) as writer,
-        ReadAhead(names, lambda name: [store.opener(name)]) as ahead,
+        ReadAhead(names, lambda name: [(store.opener(name), len(store.files[name]))]) as ahead,
     ):
         for name, (handle,) in ahead:
             fetched = handle.result()
@@ -81,12 +81,23 @@ def test_a_file_that_cannot_be_opened_raises_its_own_error_and_nothing_stays_ope
     assert store.still_open() == 0, "files read ahead past the failure are closed"
 
 
-def test_no_more_than_depth_files_are_read_ahead_of_the_caller() -> None:
-    files = {f"f{i:04}": b"x" * 10 for i in range(1000)}
+@pytest.mark.parametrize(
+    ("size", "ahead"), [(10, 16), (2 * CHUNK_SIZE, 4)], ids=["small files: the count", "large files: the bytes"]
+)
+def test_no_more_than_depth_files_or_bytes_are_read_ahead_of_the_caller(size: int, ahead: int) -> None:
+    files = {f"f{i:04}": b"x" * size for i in range(200)}
     store = Store(files)
-    with ReadAhead(list(files), lambda name: [store.opener(name)], depth=16, batch=4) as ahead:
-        for taken, (_, (handle,)) in enumerate(ahead, 1):
-            handle.result()
+    with ReadAhead(
+        list(files),
+        lambda name: [(store.opener(name), len(store.files[name]))],
+        depth=16,
+        bytes_ahead=4 * CHUNK_SIZE,
+        batch=4,
+    ) as ahead_files:
+        for taken, (_, (handle,)) in enumerate(ahead_files, 1):
+            fetched = handle.result()
+            fetched.close()
             if taken == 10:
                 break
-    assert len(store.opened) <= 10 + 16 + 4
+    assert len(store.opened) <= 10 + ahead + 4
+    assert store.still_open() == 0
