@@ -9,11 +9,10 @@ before it; the caller takes them back in the order it asked for them.
 
 Bounded: at most ``depth`` files and ``BYTES_AHEAD`` bytes are in flight (opened or read, not yet
 taken back), each file holding at most ``CHUNK_SIZE`` bytes, so memory stays flat whatever the
-number or size of files. A file
-larger than one chunk comes back as its first chunk plus the open stream, read on by the caller
-(``add_stream``), as before. A failure to open or read a file is raised, unchanged, when the
-caller takes that file back, so errors surface in the same order and with the same exception as
-when every file was opened on the caller's thread.
+number or size of files. A file larger than one chunk comes back as its start plus the open
+stream, read on by the caller (``add_stream``), as before. A failure to open or read a file is
+raised, unchanged, when the caller takes that file back, so errors surface in the same order and
+with the same exception as when every file was opened on the caller's thread.
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ BATCH = 8
 
 @dataclass
 class Fetched:
-    """A stored file as read ahead: ``head`` is the whole file when ``rest`` is None, else its first
-    ``CHUNK_SIZE`` bytes, and ``rest`` the open stream positioned after them (the taker closes it)."""
+    """A stored file as read ahead: ``head`` is the whole file when ``rest`` is None, else its start
+    (at most ``CHUNK_SIZE`` bytes), and ``rest`` the open stream after it (the taker closes it)."""
 
     head: bytes | memoryview
     rest: BinaryIO | None = None
@@ -65,8 +64,14 @@ def fetch(open_file: Callable[[], BinaryIO], buffer: bytearray) -> Fetched:
     try:
         view = memoryview(buffer)
         filled = 0
+        readinto = getattr(src, "readinto", None)
         while filled < len(buffer):
-            got = src.readinto(view[filled:])  # type: ignore[attr-defined]
+            if readinto is not None:
+                got = readinto(view[filled:])
+            else:  # a storage's file object without readinto: read, then copy
+                data = src.read(len(buffer) - filled)
+                got = len(data)
+                view[filled : filled + got] = data
             if not got:
                 break
             filled += got

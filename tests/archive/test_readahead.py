@@ -18,6 +18,10 @@ from backups.archive.readahead import ReadAhead
 PASSWORD = "a-password-for-the-test"
 
 
+class _ReadOnly(io.BytesIO):
+    readinto = property()  # type: ignore[assignment]  # getattr finds no readinto
+
+
 class Store:
     """Named files in memory; records every stream it opened and how many are open at once."""
 
@@ -31,7 +35,8 @@ class Store:
         def open_file() -> BinaryIO:
             if name == self.broken:
                 raise OSError(5, "Input/output error")
-            stream = io.BytesIO(self.files[name])
+            # Every third file without readinto, as some storages' file objects are.
+            stream = (_ReadOnly if len(self.opened) % 3 == 0 else io.BytesIO)(self.files[name])
             with self.lock:
                 self.opened.append(stream)
             return stream
