@@ -103,6 +103,7 @@ class FileHandle:
         self._index = index
 
     def result(self) -> Fetched:
+        """The file as read ahead (waiting for its reader if need be), or its error raised."""
         batch = self._batch
         assert batch.future is not None  # noqa: S101 - submitted before its item is handed out
         done = batch.future.result()
@@ -246,6 +247,7 @@ class _Joined:
         self._rest = rest
 
     def read(self, size: int = -1) -> bytes | memoryview:
+        """The head first (whole, whatever ``size``: it is at most one chunk), then the stream's."""
         if self._head is not None:
             head, self._head = self._head, None
             if head:
