@@ -47,12 +47,14 @@ class Store:
         return sum(not s.closed for s in self.opened)
 
 
-def _archive(store: Store, names: list[str]) -> list[tuple[str, bytes]]:
+def _archive(
+    store: Store, names: list[str], hint: Callable[[int], int | None] = lambda size: size
+) -> list[tuple[str, bytes]]:
     """The files in archive order, as written through the read-ahead and read back."""
     sink = io.BytesIO()
     with (
         ArchiveWriter(sink, PASSWORD) as writer,
-        ReadAhead(names, lambda name: [(store.opener(name), len(store.files[name]))]) as ahead,
+        ReadAhead(names, lambda name: [(store.opener(name), hint(len(store.files[name])))]) as ahead,
     ):
         for name, (handle,) in ahead:
             fetched = handle.result()
@@ -66,13 +68,19 @@ def _archive(store: Store, names: list[str]) -> list[tuple[str, bytes]]:
     return [(n.removeprefix("files/"), reader.open(n).read()) for n in reader.names if n.startswith("files/")]
 
 
-def test_files_read_ahead_go_into_the_archive_whole_and_in_order() -> None:
+@pytest.mark.parametrize(
+    "hint",
+    [lambda size: size, lambda size: None, lambda size: size // 2],
+    ids=["size known", "size unknown", "size hint too small"],
+)
+def test_files_read_ahead_go_into_the_archive_whole_and_in_order(hint: Callable[[int], int | None]) -> None:
     files = {f"f{i:03}": os.urandom(i * 997 % 5000) for i in range(200)}
     files["large"] = os.urandom(3 * CHUNK_SIZE + 17)  # streamed on after its first chunk
     files["exactly-one-chunk"] = os.urandom(CHUNK_SIZE)
+    files["one-chunk-and-a-byte"] = os.urandom(CHUNK_SIZE + 1)
     store = Store(files)
     names = list(files)
-    assert _archive(store, names) == list(files.items())
+    assert _archive(store, names, hint) == list(files.items())
     assert store.still_open() == 0
 
 
