@@ -25,6 +25,10 @@ Writing (``fileobj`` may be non-seekable; memory stays bounded)::
         summary = w.close(manifest={"app_version": "1.0", "schema": {"docs": "0003_x"}})
     summary.bytes_written, summary.sha256, summary.members
 
+Many small stored files: ``readahead.ReadAhead`` opens and reads the next few (at most 32 files
+and 2 MiB) on reader threads while the caller adds the ones before, in order, each file's error
+raised unchanged when the caller takes it (``backups.export`` feeds documents this way).
+
 Reading (``source`` is a path or a seekable binary file object)::
 
     from backups.archive import ArchiveReader, Limits, ArchiveError

@@ -47,6 +47,7 @@ from .member_pipeline import (
     Result,
     WritableBinary,
     read_full,
+    whole_out,
 )
 from .names import check_name
 
@@ -92,8 +93,10 @@ class ArchiveWriter:
         n_workers = workers or min(4, os.cpu_count() or 2)
         self._max_in_flight = max_in_flight or n_workers + 3
         self._slots = threading.BoundedSemaphore(self._max_in_flight)
-        self._work: queue.Queue[Job | None] = queue.Queue()
-        self._order: queue.Queue[Job | None] = queue.Queue()
+        # Unbounded (``_slots`` bounds them) and in C: a put or get per member on every thread
+        # costs far less than ``queue.Queue``'s Python locks and conditions.
+        self._work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._order: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._abort = threading.Event()
         self._error: BaseException | None = None
         self._names = NameSet()
@@ -119,7 +122,7 @@ class ArchiveWriter:
     def add_bytes(self, name: str, data: bytes, *, compress: bool | None = None) -> None:
         """Add a small member from memory."""
         self._begin(name)
-        self._submit(Job(name, compress, len(data), data=data))
+        self._submit(Job(name, compress, len(data), data=data, out=whole_out(len(data))))
 
     def add_path(self, name: str, path: str | os.PathLike[str], *, compress: bool | None = None) -> None:
         """Add a file from disk; a worker thread opens and reads it, so this returns at once."""
@@ -137,7 +140,7 @@ class ArchiveWriter:
         first = read_full(stream, CHUNK_SIZE)
         if len(first) < CHUNK_SIZE:
             # Whole member in one chunk: no streaming needed (most files of a backup).
-            self._submit(Job(name, compress, len(first), data=first))
+            self._submit(Job(name, compress, len(first), data=first, out=whole_out(len(first))))
             return
         job = Job(name, compress, size, feed=queue.Queue(QUEUE_DEPTH))
         self._submit(job)
