@@ -22,6 +22,7 @@ from backups import datasets as ds
 from backups.archive import ArchiveWriter
 from backups.archive.catalog import CatalogEntry, render_csv, render_html
 from backups.archive.readahead import Fetched, FileHandle, ReadAhead
+from backupsvc.lib.sqlids import padded_to
 from organizations.models import ControlledDocument, OrganisationalUnit, Organization
 
 SCHEMA_APPS = ("accounts", "organizations", "backups")
@@ -220,14 +221,10 @@ def _title_catalog(staging: Any, ou_names: dict[int, str]) -> Any:
         lines = [json.loads(line) for _, line in zip(range(batch), staging, strict=False)]
         if not lines:
             break
-        ids = {line[0] for line in lines}
-        # Always ``batch`` parameters: a lookup of each length is a new SQL text, and SQLite's
-        # driver keeps up to 128 prepared statements per connection (about 0.2 MB each with a
-        # thousand parameters), held until the connection closes: about 7 MB more at 145,000
-        # versions than at 18,000, most of the worker's growth from 1 to 8 GiB. The list is
-        # padded with ids no row has (keys start at 1; ``__in`` drops repeated values, so they
-        # must differ).
-        ids.update(range(-1, len(ids) - batch - 1, -1))
+        # Always ``batch`` parameters (``backupsvc.lib.sqlids``): with one SQL text per batch
+        # length, SQLite's driver held about 7 MB more at 145,000 versions than at 18,000, most
+        # of the worker's growth from 1 to 8 GiB.
+        ids = padded_to((line[0] for line in lines), batch)
         docs = {
             pk: (f"{ref} {title}".strip(), status, ou)
             for pk, ref, title, status, ou in ControlledDocument.objects.filter(pk__in=ids)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from backups import datasets as ds
 from backups.compare.engine import Difference
 from backups.models import BackupComparison, ComparisonEntry
+from backupsvc.lib.sqlids import padded
 
 Labels = dict[tuple[str, int], str]
 
@@ -38,7 +39,7 @@ def ref_labels(comparison: BackupComparison, batch: Iterable[Difference]) -> Lab
         if target is None:
             continue
         model = target.model
-        qs = model._default_manager.filter(pk__in=pks)
+        qs = model._default_manager.filter(pk__in=padded(pks))
         if any(f.name == "organization" for f in model._meta.fields):
             qs = qs.filter(organization_id=comparison.organization_id)
         for values in qs.values("pk", *target.fields):
@@ -50,7 +51,9 @@ def ref_labels(comparison: BackupComparison, batch: Iterable[Difference]) -> Lab
                 labels[(target_key, diff.pk)] = diff.label or diff.title
         missing = pks - {pk for key, pk in labels if key == target_key}
         if missing:
-            kept = ComparisonEntry.objects.filter(comparison=comparison, model=target_key, record_pk__in=missing)
+            kept = ComparisonEntry.objects.filter(
+                comparison=comparison, model=target_key, record_pk__in=padded(missing)
+            )
             for pk, label, title in kept.values_list("record_pk", "label", "title"):
                 labels[(target_key, pk)] = label or title
     return labels
