@@ -47,7 +47,6 @@ def import_profile(organization: Organization, rows: list[dict[str, Any]], ctx: 
     if logo and not organization.logo:
         with ctx.open_member(logo["member"]) as stream:
             stored = ctx.save_file(Organization._meta.get_field("logo"), stream, "logo")
-        ctx.stored_files.append(stored)
         organization.logo.name = stored
     organization.save()
     ctx.id_maps.setdefault("profile", {})[int(row["id"])] = organization.pk

@@ -128,9 +128,9 @@ class ImportContext:
 
     organization: Organization
     open_member: Callable[[str], Any]  # member name -> readable binary stream
-    save_file: Callable[[models.FileField, Any, str], str]  # (field, stream, name hint) -> stored name
+    # (field, stream, name hint) -> stored name; it records the file for the caller's rollback
+    save_file: Callable[[models.FileField, Any, str], str]
     id_maps: dict[str, dict[int, int]] = field(default_factory=dict)
-    stored_files: list[str] = field(default_factory=list)
     users_by_email: dict[str, User] = field(default_factory=dict)
     batch_size: int = 1000
 
@@ -196,7 +196,6 @@ def import_plain_rows(spec: ModelSpec, rows: Iterable[dict[str, Any]], ctx: Impo
                 fld = model._meta.get_field(name)
                 with ctx.open_member(ref["member"]) as stream:
                     stored = ctx.save_file(fld, stream, ref.get("name", ""))
-                ctx.stored_files.append(stored)
                 kwargs[name] = stored
         batch.append((int(row["id"]), model(**kwargs)))
         count += 1
