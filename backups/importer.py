@@ -28,17 +28,15 @@ class StoredFiles:
     iteration. Kept in a temporary file, not in memory, so a restore of a million files holds
     no million strings (the names are only needed again to remove them after a rollback)."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        self._file: IO[str] | None = None
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None  # created with the first name
         self._count = 0
-        for name in names:
-            self.append(name)
 
     def append(self, name: str) -> None:
         if "\n" in name:
             raise ValueError(f"A stored file's name cannot hold a line break: {name!r}")
         if self._file is None:
-            self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed with self
+            self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed when self goes
         self._file.write(name + "\n")
         self._count += 1
 
@@ -63,12 +61,6 @@ class StoredFiles:
 
     def __repr__(self) -> str:
         return f"StoredFiles({len(self)} names)"
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._count = 0
 
 
 @dataclass
@@ -128,9 +120,9 @@ def import_archive(
 
     Files are written to storage as they come; their names are collected in the result (also
     when this raises, a file cut short by a damaged member included) so a caller can delete
-    them after a rollback. With ``folder`` they go
-    into that folder of their kind's (``documents/<folder>/...``), where a caller that died
-    before it could delete them can still find them.
+    them after a rollback. With ``folder`` they go into that folder of their kind's
+    (``documents/<folder>/...``), where a caller that died before it could delete them can
+    still find them.
     """
     storage = storage or default_storage
     result = result if result is not None else ImportResult()
