@@ -10,9 +10,10 @@ backs it up with ``manage.py backup create/process``, then runs ``--rounds`` int
 
 * **ours**: the wizard's restore of that backup into a new organization (each round its own
   slug), queued by ``restores.services.restore_new_organization`` as a Site Admin and run by
-  the worker's code (``restore_claim`` + ``restore_run``: every hash verified, the rows
-  imported in one transaction, the files stored) in a fresh process: its wall time for the
-  job, its CPU seconds and its peak RSS (``ru_maxrss``);
+  the worker's code (``restore_claim`` + ``restore_run``: the rows imported in one
+  transaction and the files stored, each member verified as it is read, then the members the
+  import did not read) in a fresh process: its wall time for the job, its CPU seconds and its
+  peak RSS (``ru_maxrss``);
 * **7-Zip**: ``7z x -p<password>`` of the same archive into an empty temporary directory.
 
 The machine's load (1-minute average, CPU pressure) is recorded before and after each side.
@@ -60,6 +61,16 @@ def _child_main(backup_id: int, slug: str) -> None:
     profile = engine.NewOrganization(name=f"Peer {slug}", slug=slug, owner_email=OPERATOR)
     restore = services.restore_new_organization(user=operator, profile=profile, backup=backup)
     marks = stage_marks()
+    real_verify_rest = engine.ArchiveReader.verify_rest
+
+    def verify_rest(self: Any) -> Any:
+        begun = time.perf_counter()
+        try:
+            return real_verify_rest(self)
+        finally:
+            marks["verify_rest_s"] = marks.get("verify_rest_s", 0.0) + time.perf_counter() - begun
+
+    engine.ArchiveReader.verify_rest = verify_rest  # type: ignore[method-assign]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cpu0, start = time.process_time(), time.perf_counter()
     claimed = services.restore_claim(restore_id=restore.pk)
@@ -79,6 +90,7 @@ def _child_main(backup_id: int, slug: str) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "verify_s": marks.get("verify_s", 0.0),
                 "import_s": marks.get("imported", start) - marks.get("after_create", start),
+                "verify_rest_s": marks.get("verify_rest_s", 0.0),
                 "files": done.files_restored,
                 "rows": sum(sum(per.values()) for per in (done.row_counts or {}).values()),
             }
@@ -142,6 +154,7 @@ def run_size(work: Path, gigabytes: float, documents: int, rounds: int) -> dict[
         "peak_rss_mb": max(r["ours"]["peak_rss_mb"] for r in per_round),
         "verify_s": statistics.median(r["ours"]["verify_s"] for r in per_round),
         "import_s": statistics.median(r["ours"]["import_s"] for r in per_round),
+        "verify_rest_s": statistics.median(r["ours"]["verify_rest_s"] for r in per_round),
     }
 
 
@@ -163,7 +176,8 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {machine()}; SQLite, local files; the machine is shared with other sessions",
         "",
-        "| tenant | versions | corpus MB | archive MB | rounds | ours s (job) | of which verify / import s | "
+        "| tenant | versions | corpus MB | archive MB | rounds | ours s (job) | of which verify first / import / "
+        "verify rest s | "
         "ours CPU s (process) | 7z x s | 7z x CPU s | time ratio ours / 7z | CPU ratio ours / 7z | "
         "peak RSS MB (max of rounds) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -171,7 +185,8 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
     for r in rows:
         lines.append(
             f"| {r['gigabytes']:g} GiB | {r['versions']} | {r['corpus_mb']:.0f} | {r['archive_mb']:.0f} | "
-            f"{len(r['rounds'])} | {r['ours_s']:.1f} | {r['verify_s']:.1f} / {r['import_s']:.1f} | {r['ours_cpu_s']:.1f} | {r['7z_s']:.1f} | {r['7z_cpu_s']:.1f} | "
+            f"{len(r['rounds'])} | {r['ours_s']:.1f} | {r['verify_s']:.1f} / {r['import_s']:.1f} / "
+            f"{r['verify_rest_s']:.1f} | {r['ours_cpu_s']:.1f} | {r['7z_s']:.1f} | {r['7z_cpu_s']:.1f} | "
             f"{r['ratio_s']:.2f}× | {r['ratio_cpu']:.2f}× | {r['peak_rss_mb']:.0f} |"
         )
     per = ", ".join(f"{x['ratio_s']:.2f}×" for x in base["rounds"])
@@ -196,8 +211,10 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
             f"- load (1-minute average / CPU pressure PSI avg10, before → after), {r['gigabytes']:g} GiB: {_loads(r)}"
         )
     lines.append(
-        "- ours: the job's wall time from claim to completion (verification of every hash, the import, the files "
-        "stored); 7-Zip: `7z x -p… -o<tmp>` of the same archive (decrypt, inflate, CRC, write)"
+        "- ours: the job's wall time from claim to completion (the import, the files stored, every hash verified: "
+        "a member as the import reads it, the members it did not read after it, the 'verify rest' column; 'verify "
+        "first' is a verification of the whole archive before the import, which the restore no longer does); "
+        "7-Zip: `7z x -p… -o<tmp>` of the same archive (decrypt, inflate, CRC, write)"
     )
     return "\n".join(lines) + "\n"
 

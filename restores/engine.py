@@ -9,6 +9,7 @@ rollback; files of replaced rows are returned, to be removed only after the comm
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -21,14 +22,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from backups import datasets as ds
-from backups.archive import ArchiveReader
+from backups.archive import ArchiveError, ArchiveReader
 from backups.export import current_schema
-from backups.importer import ImportResult, import_archive, in_folder
+from backups.importer import ImportResult, import_archive, in_folder, store_file
 from backups.keys import unwrap_password
 from backups.models import Backup
 from backups.storage_io import open_for_reading
 from backups.verify import archive_limits
-from backupsvc.lib.workerstop import raise_if_stopping
+from backupsvc.lib.workerstop import WorkerStopping, raise_if_stopping
 from organizations.models import MasterDataVersion, Organization, Regulation
 from organizations.models.profile import logo_upload_to
 from organizations.services import organization_create
@@ -141,6 +142,33 @@ class _Progress:
                     self.done += 1
                     checkpoint("row", done=self.done, total=self.total)
                 yield line
+
+
+@contextlib.contextmanager
+def verified_in_one_pass(reader: ArchiveReader) -> Iterator[None]:
+    """Verify the archive in the same pass as the work inside the block reads it.
+
+    Every member the block reads to its end is checked as it ends (HMAC, size, SHA-256); the
+    members it did not read (the catalog, data sets not restored) are checked when it ends, so
+    the whole archive is verified before the caller commits. Run it inside the transaction: a
+    damaged member raises its ``ArchiveError`` and everything rolls back. When the block fails
+    for another reason (damaged data can fail to parse before its member's end is checked), the
+    rest is verified first, so a damaged archive fails with the reason a verification before
+    the import would have given; a stopping worker is not held up by that.
+    """
+    try:
+        yield
+    except WorkerStopping:
+        raise
+    except Exception as exc:
+        if isinstance(exc, ArchiveError):
+            raise
+        try:
+            reader.verify_rest()
+        except ArchiveError as damage:
+            raise damage from exc
+        raise
+    reader.verify_rest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,16 +284,12 @@ def create_organization_from_archive(
     name = in_folder(logo_upload_to(organization, "logo"), folder)
     if profile.logo:
         with storage.open(profile.logo, "rb") as fh:
-            stored = storage.save(name, fh)
-        result.stored_files.append(stored)
-        organization.logo.name = stored
+            organization.logo.name = store_file(storage, name, fh, result.stored_files)
     else:
         member = logo_member(reader)
         if member:
             with reader.open(member) as fh:
-                stored = storage.save(name, fh)
-            result.stored_files.append(stored)
-            organization.logo.name = stored
+                organization.logo.name = store_file(storage, name, fh, result.stored_files)
     if organization.logo:
         Organization.objects.filter(pk=organization.pk).update(logo=organization.logo.name)
     in_archive = (manifest.get("scope") or {}).get("datasets") or []

@@ -39,6 +39,7 @@ Reading (``source`` is a path or a seekable binary file object)::
     manifest = reader.verify()          # + every member's HMAC and SHA-256
     with reader.open("data/docs/document.jsonl") as f:   # verified when read to EOF
         for line in f: ...
+    reader.verify_rest()                # the members not yet read to EOF: all verified once
     reader.extract_all(dest_dir)        # verified; nothing left behind on failure
 
 Dependencies: ``cryptography`` (PBKDF2, AES); ``pycryptodomex`` (or ``pycryptodome``) for a

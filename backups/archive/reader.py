@@ -16,8 +16,10 @@ Order of checks (cheap and password-free first, so a hostile file costs little):
 Only then is any member content returned. Content is checked while it streams: HMAC of the
 ciphertext, plaintext size (never beyond the declared size: ``ArchiveTooLarge``) and SHA-256
 against the manifest (``members.py``). ``extract_all`` removes everything it wrote when any
-check fails (``extract.py``). The directory-level checks (1-4) live in ``directory.py`` and
-``index.py``.
+check fails (``extract.py``). The reader remembers (a byte a member) which members passed
+every check, read to their end through ``open``, ``verify`` or ``extract_all``:
+``verify_rest`` checks only the others, so one pass over the archive can both use and verify
+it. The directory-level checks (1-4) live in ``directory.py`` and ``index.py``.
 
 Memory: a reader keeps about 100 bytes a member (``index.py``), whatever their number: the
 central directory is read in chunks and stays in the file, and the manifest's member list is
@@ -28,7 +30,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -82,6 +85,7 @@ class ArchiveReader:
         self._workers = workers or min(4, os.cpu_count() or 2)
         self._directory: Directory | None = None
         self._manifest: Manifest | None = None
+        self._verified = bytearray()  # 1 where a member passed every check (read to its end)
 
     # ----------------------------------------------------------------- public API
 
@@ -113,19 +117,23 @@ class ArchiveReader:
     def verify(self) -> dict[str, Any]:
         """Check the whole archive, including every member's HMAC and SHA-256; return the manifest."""
         directory = self._loaded()
+        self._verify_members(directory.in_offset_order())
+        return self.manifest
 
-        def verify(index: int) -> None:
-            for _chunk in self._stream(index):
-                pass
-
-        run_parallel(directory.in_offset_order(), verify, self._threads(len(directory)))
+    def verify_rest(self) -> dict[str, Any]:
+        """Check every member not yet read to its end (by ``open``, ``verify`` or
+        ``extract_all``): after it, the whole archive is verified, each member once."""
+        directory = self._loaded()
+        verified = self._verified
+        self._verify_members(array("I", (i for i in directory.in_offset_order() if not verified[i])))
         return self.manifest
 
     def open(self, name: str) -> io.BufferedReader:
         """Stream one member's plaintext; its HMAC, size and SHA-256 are checked at EOF.
 
         Data is handed out before the end is verified: read to EOF (or call ``verify()``
-        first) before trusting it. Unknown names raise ``KeyError``.
+        first) before trusting it; a member read to EOF counts as verified for
+        ``verify_rest``. Unknown names raise ``KeyError``.
         """
         index = self._loaded().find(name)
         if index is None:
@@ -195,6 +203,8 @@ class ArchiveReader:
         self._check_manifest_opens(manifest_entry, directory)
         fields = self._read_listing(directory)
         fields["members"] = ListedMembers(directory)
+        self._verified = bytearray(len(directory))
+        self._verified[directory.manifest] = 1  # decrypted and authenticated just now
         self._directory = directory
         self._manifest = Manifest(fields)
 
@@ -271,9 +281,18 @@ class ArchiveReader:
     def _threads(self, count: int) -> int:
         return max(1, min(self._workers, count))
 
+    def _verify_members(self, indices: Sequence[int]) -> None:
+        def verify(index: int) -> None:
+            for _chunk in self._stream(index):
+                pass
+
+        run_parallel(indices, verify, self._threads(len(indices)))
+
     def _stream(self, index: int) -> Iterator[bytes]:
-        """A member's plaintext, checked against the manifest's SHA-256 at its end."""
+        """A member's plaintext, checked against the manifest's SHA-256 at its end (and then
+        marked verified)."""
         directory = self._directory
         assert directory is not None  # noqa: S101 - loaded
         expected = None if index == directory.manifest else directory.expected_sha(index)
-        return plaintext(self._src, self._password, directory.entry(index), directory.cd_offset, expected)
+        yield from plaintext(self._src, self._password, directory.entry(index), directory.cd_offset, expected)
+        self._verified[index] = 1

@@ -47,10 +47,9 @@ def import_profile(organization: Organization, rows: list[dict[str, Any]], ctx: 
     if logo and not organization.logo:
         with ctx.open_member(logo["member"]) as stream:
             stored = ctx.save_file(Organization._meta.get_field("logo"), stream, "logo")
-        ctx.stored_files.append(stored)
         organization.logo.name = stored
     organization.save()
-    ctx.id_maps.setdefault("profile", {})[int(row["id"])] = organization.pk
+    ctx.id_map("profile")[int(row["id"])] = organization.pk
     return 1
 
 
@@ -80,7 +79,7 @@ def export_roles(organization: Organization, scope: Scope) -> Iterator[dict[str,
 
 
 def import_roles(organization: Organization, rows: list[dict[str, Any]], ctx: ImportContext) -> int:
-    id_map = ctx.id_maps.setdefault("role", {})
+    id_map = ctx.id_map("role")
     for row in rows:
         role, _ = Role.objects.get_or_create(organization=organization, name=row["name"])
         role.permissions.set(Permission.objects.filter(codename__in=row["permissions"]))

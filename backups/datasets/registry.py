@@ -4,9 +4,11 @@ themselves are registered in ``registrations``."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import decimal
 import uuid
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,22 +124,55 @@ class DataSet:
     ou_scoped: bool = False  # whether an OU-limited backup limits this data set
 
 
+class IdMap:
+    """A model's old primary keys -> new ones, 16 bytes a row: two arrays of 64-bit integers,
+    searched by bisection, while the old keys come in increasing order (as the export writes
+    them); keys out of order (a custom importer's) go to a dict, which wins."""
+
+    def __init__(self) -> None:
+        self._old = array("q")
+        self._new = array("q")
+        self._other: dict[int, int] = {}
+
+    def __setitem__(self, old: int, new: int) -> None:
+        if not self._other and (not self._old or old > self._old[-1]):
+            self._old.append(old)
+            self._new.append(new)
+        else:
+            self._other[old] = new
+
+    def get(self, old: int) -> int | None:
+        if old in self._other:
+            return self._other[old]
+        at = bisect.bisect_left(self._old, old)
+        return self._new[at] if at < len(self._old) and self._old[at] == old else None
+
+    def __len__(self) -> int:
+        return len(self._old) + len(self._other)
+
+
 @dataclass
 class ImportContext:
     """State shared while importing one archive into one target organization."""
 
     organization: Organization
     open_member: Callable[[str], Any]  # member name -> readable binary stream
-    save_file: Callable[[models.FileField, Any, str], str]  # (field, stream, name hint) -> stored name
-    id_maps: dict[str, dict[int, int]] = field(default_factory=dict)
-    stored_files: list[str] = field(default_factory=list)
+    # (field, stream, name hint) -> stored name; it records the file for the caller's rollback
+    save_file: Callable[[models.FileField, Any, str], str]
+    id_maps: dict[str, IdMap] = field(default_factory=dict)
     users_by_email: dict[str, User] = field(default_factory=dict)
     batch_size: int = 1000
+
+    def id_map(self, spec_key: str) -> IdMap:
+        """The key map of a model's rows (created empty)."""
+        if spec_key not in self.id_maps:
+            self.id_maps[spec_key] = IdMap()
+        return self.id_maps[spec_key]
 
     def map_id(self, spec_key: str, old: int | None, *, nullable: bool) -> int | None:
         if old is None:
             return None
-        new = self.id_maps.get(spec_key, {}).get(int(old))
+        new = self.id_map(spec_key).get(int(old))
         if new is None and not nullable:
             raise RestoreDataError(f"A {spec_key} row refers to a missing {spec_key} #{old}.")
         return new
@@ -168,7 +203,7 @@ def to_json(value: Any) -> Any:
 def import_plain_rows(spec: ModelSpec, rows: Iterable[dict[str, Any]], ctx: ImportContext) -> int:
     """Create rows with fresh primary keys, mapping references through ``ctx.id_maps``."""
     model = spec.model
-    id_map = ctx.id_maps.setdefault(spec.key, {})
+    id_map = ctx.id_map(spec.key)
     batch: list[tuple[int, models.Model]] = []
     count = 0
 
@@ -196,7 +231,6 @@ def import_plain_rows(spec: ModelSpec, rows: Iterable[dict[str, Any]], ctx: Impo
                 fld = model._meta.get_field(name)
                 with ctx.open_member(ref["member"]) as stream:
                     stored = ctx.save_file(fld, stream, ref.get("name", ""))
-                ctx.stored_files.append(stored)
                 kwargs[name] = stored
         batch.append((int(row["id"]), model(**kwargs)))
         count += 1

@@ -23,7 +23,7 @@ from django.db.models.functions import Cast, Concat
 
 from accounts.models import Membership, OURoleAssignment, User
 from backups import datasets as ds
-from backups.importer import ImportResult, in_folder
+from backups.importer import ImportResult, in_folder, store_file
 from organizations.models import Organization
 from restores.inplace.plan import ModelPlan, chunks, member_of, org_rows, same_stored_file, stream_rows, unique_fields
 
@@ -82,9 +82,7 @@ class Writer:
 
     def store(self, fld: models.FileField, ref: dict[str, Any], name: str) -> str:
         with self.reader.open(ref["member"]) as stream:
-            stored = self.storage.save(in_folder(name, self.folder), stream)
-        self.result.stored_files.append(stored)
-        return stored
+            return store_file(self.storage, in_folder(name, self.folder), stream, self.result.stored_files)
 
     def free_keys(self, model: type[models.Model], pks: list[int]) -> set[int]:
         taken = set(model._default_manager.filter(pk__in=pks).values_list("pk", flat=True))

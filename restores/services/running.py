@@ -187,7 +187,9 @@ def _run_in_place(restore: Restore, storage: Storage) -> Restore:
     except Exception as exc:
         return _fail(restore, _reason(exc))
     try:
-        # Every hash is checked before the database is touched.
+        # Every hash is checked before anything is touched: a damaged archive must cost neither
+        # a maintenance window nor a pre-restore backup, and both come before the import, so
+        # this restore cannot verify in the import's pass as one into a new organization does.
         reader.verify()
         maintenance_on(org, f"Restore #{restore.pk}")
         audit_log(action="restore.maintenance_on", organization=org, obj=restore)
@@ -263,18 +265,20 @@ def _run_new_organization(restore: Restore, storage: Storage) -> Restore:
         return _fail(restore, _reason(exc))
     result = ImportResult()
     try:
-        reader.verify()
         profile = engine.NewOrganization.from_options(restore.options)
         try:
             with transaction.atomic():
-                org = engine.create_organization_from_archive(
-                    reader=reader,
-                    profile=profile,
-                    created_by=restore.requested_by,
-                    storage=storage,
-                    result=result,
-                    folder=restore_files_folder(restore),
-                )
+                # One pass over the archive: each member is verified as the import reads it,
+                # the rest after it, all before the commit (a damaged one rolls everything back).
+                with engine.verified_in_one_pass(reader):
+                    org = engine.create_organization_from_archive(
+                        reader=reader,
+                        profile=profile,
+                        created_by=restore.requested_by,
+                        storage=storage,
+                        result=result,
+                        folder=restore_files_folder(restore),
+                    )
                 done = Restore.objects.filter(pk=restore.pk, status=Restore.Status.RUNNING).update(
                     status=Restore.Status.COMPLETED,
                     completed_at=timezone.now(),
