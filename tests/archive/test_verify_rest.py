@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import pytest
 
 from backups.archive import CorruptArchive
-from backups.archive import reader as reader_module
 from tests.archive.test_rejections import MEMBERS, build, central_offset, flip, reader
+from tests.support.decrypts import spy_on_decryption
 
 
 def damaged(member: str) -> bytes:
@@ -24,15 +23,7 @@ def damaged(member: str) -> bytes:
 @pytest.fixture
 def decrypted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the members the reader decrypts from now on."""
-    names: list[str] = []
-    real = reader_module.plaintext
-
-    def plaintext(src: Any, password: bytes, entry: Any, cd_offset: int, expected: Any) -> Any:
-        names.append(entry.name)
-        return real(src, password, entry, cd_offset, expected)
-
-    monkeypatch.setattr(reader_module, "plaintext", plaintext)
-    return names
+    return spy_on_decryption(monkeypatch)
 
 
 def test_members_read_to_their_end_are_not_read_again(decrypted: list[str]) -> None:

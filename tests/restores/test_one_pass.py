@@ -16,6 +16,7 @@ from organizations.models import Organization
 from restores import engine, services
 from restores.models import Restore
 from tests.restores.conftest import media_listing, run
+from tests.support.decrypts import spy_on_decryption
 
 pytestmark = pytest.mark.django_db
 
@@ -113,16 +114,7 @@ def test_an_import_failing_on_a_damaged_archive_fails_with_the_archives_reason( 
 
 
 def test_an_intact_archive_is_restored_reading_each_member_once(tenant, full_backup, storage, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from backups.archive import reader as reader_module
-
-    opened: list[str] = []
-    real_plaintext = reader_module.plaintext
-
-    def plaintext(src: Any, password: bytes, entry: Any, cd_offset: int, expected: Any) -> Any:
-        opened.append(entry.name)
-        return real_plaintext(src, password, entry, cd_offset, expected)
-
-    monkeypatch.setattr(reader_module, "plaintext", plaintext)
+    opened = spy_on_decryption(monkeypatch)
     restore = restore_into_new_organization(tenant, full_backup)
     assert restore.status == Restore.Status.COMPLETED, restore.failure_reason
     with engine.open_backup(full_backup, storage) as reader:
