@@ -158,11 +158,9 @@ def verified_in_one_pass(reader: ArchiveReader) -> Iterator[None]:
     """
     try:
         yield
-    except WorkerStopping:
+    except (WorkerStopping, ArchiveError):
         raise
     except Exception as exc:
-        if isinstance(exc, ArchiveError):
-            raise
         try:
             reader.verify_rest()
         except ArchiveError as damage:
